@@ -1,0 +1,80 @@
+"""The `iwae` command line: Typer routes subcommands; experiment subcommands hand their arguments to Hydra.
+
+Everything after an experiment subcommand's name goes to Hydra untouched, so overrides, `-m` sweeps, launchers,
+`--cfg job`, `--info` and Hydra's `--help` (which lists the config groups) work exactly as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import hydra
+import typer
+
+from .data_cli import data_app
+
+app = typer.Typer(
+    help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
+    "Example: iwae train model=iwae k=50    (then: iwae eval-nll, iwae active-units, iwae runs)",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(data_app, name="data")
+
+# Typer must not parse these commands' arguments, nor claim --help (Hydra's lists the config groups).
+HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
+    """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
+    module_name, function_name = task_path.split(":")
+    task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
+    saved = sys.argv
+    sys.argv = [f"iwae {command}", *args]
+    try:
+        hydra.main(version_base="1.3", config_path="pkg://iwae_cli.conf", config_name=config_name)(task)()
+    except ValueError as e:  # e.g. Hydra's "--cfg is not supported with --multirun"
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        sys.argv = saved
+
+
+def hydra_command(name: str, task_path: str, config_name: str, summary: str, example: str) -> None:
+    """Register `iwae <name>` as a Hydra app (config `conf/<config_name>.yaml`)."""
+
+    def command(ctx: typer.Context) -> None:
+        run_hydra(name, task_path, config_name, list(ctx.args))
+
+    command.__doc__ = f"{summary} Example: {example}  (`iwae {name} --help` lists the config groups)"
+    app.command(name, context_settings=HYDRA_CONTEXT, add_help_option=False)(command)
+
+
+hydra_command("train", "tasks:train_task", "train", "Train a model on the paper's schedule (resumes its run).",
+              "iwae train dataset=mnist layers=2 model=iwae k=50")
+hydra_command("eval-nll", "tasks:eval_nll_task", "eval_nll", "Estimate a run's test NLL with k=5000 samples.",
+              "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0")
+hydra_command("active-units", "tasks:active_units_task", "active_units", "Count a run's active latent units.",
+              "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0")
+hydra_command("switch-objective", "tasks:switch_objective_task", "switch_objective",
+              "Continue a finished run with another objective (Table 2).",
+              "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-paper-seed0 model=iwae k=50")
+
+
+@app.command("runs")
+def runs_command(
+    root: Path = typer.Option(Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/)."),
+) -> None:
+    """List run directories with their configuration and state. Example: iwae runs --root outputs"""
+    from .runs import describe_runs
+
+    typer.echo(describe_runs(root))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

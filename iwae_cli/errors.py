@@ -1,0 +1,33 @@
+"""The one exception type the CLI turns into a single line and a non-zero exit."""
+
+
+class IwaeError(Exception):
+    """An expected, user-facing error: its message names the problem and the fix.
+
+    The CLI prints ``error: <message>`` and exits non-zero; no traceback.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class DataError(IwaeError):
+    """Missing, corrupt or unverifiable data files."""
+
+
+class ConfigError(IwaeError):
+    """A configuration value that cannot be used (k < 1, an unknown objective, ...)."""
+
+
+class RunError(IwaeError):
+    """A run directory that cannot be used (no checkpoint, another config's checkpoint, ...)."""
+
+
+class NumericalError(IwaeError):
+    """A non-finite loss or gradient; the last good checkpoint is kept."""
+
+    exit_code = 3

@@ -1,0 +1,86 @@
+"""Figures as PNG, each written atomically: learning curves, model samples, and ours-vs-paper NLL."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .atomic import atomic_write  # noqa: E402
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Render to memory, then replace `path` atomically; closes the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
+    """Training and validation bound per pass over the training set."""
+    if not history:
+        return None
+    passes = [row["passes_done"] for row in history]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(passes, [row["train_bound"] for row in history], marker="o", label="train bound")
+    ax.plot(passes, [row["valid_bound"] for row in history], marker="s", label="validation bound")
+    ax.set_xlabel("passes over the training set")
+    ax.set_ylabel("bound (nats)")
+    if max(passes) > 30:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def image_grid(images: torch.Tensor, rows: int, side: int = 28) -> torch.Tensor:
+    """[rows*cols, side*side] images tiled into one [rows*side, cols*side] array."""
+    cols = len(images) // rows
+    grid = images[: rows * cols].reshape(rows, cols, side, side).permute(0, 2, 1, 3)
+    return grid.reshape(rows * side, cols * side)
+
+
+def plot_samples(model, path: Path, seed: int, n: int = 100) -> Path:
+    """100 samples from the model (decoder means), as a 10 x 10 grid."""
+    generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    images = model.sample(n, generator).cpu()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(image_grid(images, rows=10).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    return save_figure(fig, path)
+
+
+def plot_nll_vs_paper(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Our NLL (with standard error) against the paper's, one point per table cell."""
+    points = [r for r in rows if r.get("nll") is not None and r.get("paper_nll") is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for objective, marker in (("vae", "o"), ("iwae", "s")):
+        sel = [r for r in points if r["objective"] == objective]
+        if sel:
+            ax.errorbar(
+                [r["paper_nll"] for r in sel], [r["nll"] for r in sel], yerr=[r["nll_se"] for r in sel],
+                fmt=marker, label=objective.upper(), capsize=3,
+            )
+    others = [r for r in points if r["objective"] not in ("vae", "iwae")]
+    if others:
+        ax.errorbar([r["paper_nll"] for r in others], [r["nll"] for r in others], fmt="^", label="other")
+    lo = min(min(r["paper_nll"], r["nll"]) for r in points) - 1
+    hi = max(max(r["paper_nll"], r["nll"]) for r in points) + 1
+    ax.plot([lo, hi], [lo, hi], color="gray", linestyle="--", label="ours = paper")
+    for r in points:
+        ax.annotate(f"{r['dataset'][:1].upper()}{r['layers']} k{r['k']}", (r["paper_nll"], r["nll"]), fontsize=7)
+    ax.set_xlabel("paper's test NLL (nats)")
+    ax.set_ylabel("our test NLL (nats)")
+    ax.legend()
+    return save_figure(fig, path)

@@ -1,0 +1,83 @@
+"""Process-level concerns shared by the commands: the device, CPU threads, and turning signals into a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from .errors import ConfigError, IwaeError
+
+
+class Interrupted(IwaeError):
+    """SIGINT/SIGTERM arrived; raised at a safe point after the state has been saved."""
+
+    exit_code = 130
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available, else CPU; `cuda` without a GPU is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device=cuda but no CUDA GPU is visible to PyTorch; use device=cpu or device=auto")
+        return torch.device(name)
+    raise ConfigError(f"unknown device={name}; use auto, cpu or cuda")
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads (null keeps torch's default: one per core)."""
+    if threads is not None:
+        if int(threads) < 1:
+            raise ConfigError(f"threads must be >= 1 (or null for one per core), got {threads}")
+        torch.set_num_threads(int(threads))
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the training loop checks it between steps, so a step is never cut in half."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal_name is not None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    """Within the block, SIGINT and SIGTERM set the yielded flag instead of killing the process."""
+    flag = StopFlag()
+
+    def handler(signum, _frame):
+        flag.signal_name = signal.Signals(signum).name
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (e.g. some launchers): signals stay as they were
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def progress_disabled(progress: bool | None) -> bool | None:
+    """tqdm's `disable` for a progress setting: True/False force it, None lets tqdm show it only on a terminal."""
+    return None if progress is None else not progress

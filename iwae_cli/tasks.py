@@ -1,0 +1,229 @@
+"""The Hydra task functions behind the experiment subcommands: one function per command.
+
+They are module-level (launchers pickle them) and each takes the composed config. `cli.py` wraps them with
+`hydra.main`; tests may call them with a config from Hydra's Compose API.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shlex
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
+
+from .atomic import atomic_write
+from .datasets import load_dataset
+from .errors import ConfigError, IwaeError, RunError
+from .evaluate import (
+    NLLEstimate,
+    activity_statistics,
+    count_active,
+    estimate_nll,
+    plot_activity_histogram,
+    units_label,
+)
+from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
+from .runtime import resolve_device, set_threads
+from .train import run_training
+
+log = logging.getLogger(__name__)
+
+
+class UserError(CompactHydraException):
+    """Hydra prints these as one line (no traceback) and exits with status 1."""
+
+
+def user_facing(task):
+    """Turn expected errors (IwaeError) and Ctrl-C into one `error: ...` line from Hydra, with no traceback."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig):
+        try:
+            return task(cfg)
+        except IwaeError as e:
+            raise UserError(f"error: {e}") from None
+        except KeyboardInterrupt:
+            raise UserError("error: interrupted") from None
+
+    return wrapper
+
+
+def _existing_run_dir(run: str | None, output_root: str) -> str:
+    """Config resolver: the run directory named by run= (or the latest run), checked before Hydra creates dirs."""
+    try:
+        return str(resolve_run_dir(run, output_root))
+    except IwaeError as e:
+        raise UserError(f"error: {e}") from None
+
+
+OmegaConf.register_new_resolver("iwae_run", _existing_run_dir, replace=True)
+
+
+def resume_command(command: str) -> str:
+    """The command line that resumes this job: the same subcommand and overrides."""
+    overrides = HydraConfig.get().overrides.task
+    return " ".join(["iwae", command, *map(shlex.quote, overrides)])
+
+
+def output_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def split_tensor(dataset: str, split: str, cfg: DictConfig, examples: int | None) -> torch.Tensor:
+    """Intensities of one split (optionally its first N examples)."""
+    if split not in ("train", "valid", "test"):
+        raise ConfigError(f"split={split} does not exist; use split=test, split=valid or split=train")
+    data = getattr(load_dataset(dataset, cfg.get("data_dir"), cfg.get("download", "ask")), split)
+    if examples is not None:
+        if int(examples) < 1:
+            raise ConfigError(f"examples must be >= 1 (or null for the whole split), got {examples}")
+        data = data[: int(examples)]
+    return data
+
+
+def record_nll(run: Run, cfg: DictConfig, eval_cfg: DictConfig) -> NLLEstimate:
+    """Estimate -L_k on a split, save the per-example values (for paired comparisons) and record metrics.json."""
+    k, split = eval_cfg.k, eval_cfg.split
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a whole number >= 1, got k={k}")
+    device = next(run.model.parameters()).device
+    x = split_tensor(run.config.dataset.name, split, cfg, eval_cfg.examples).to(device)
+    estimate, per_example = estimate_nll(
+        run.model, x, k, int(eval_cfg.seed), int(eval_cfg.batch_size), int(eval_cfg.chunk), _progress(cfg)
+    )
+    payload = {"log_likelihoods": per_example, "k": k, "seed": int(eval_cfg.seed)}
+    atomic_write(run.path / f"log_likelihoods_{split}.pt", lambda f: torch.save(payload, f))
+    record_metrics(run.path, {f"{split}_nll": {**estimate.as_dict(), "seed": int(eval_cfg.seed)}})
+    return estimate
+
+
+def record_active_units(run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int) -> list[int]:
+    """Compute A_u per layer on binarised training images, record counts and every A_u, and plot log A_u."""
+    from .datasets import binarize
+
+    device = next(run.model.parameters()).device
+    x = split_tensor(run.config.dataset.name, "train", cfg, int(au_cfg.examples)).to(device)
+    generator = torch.Generator(device).manual_seed(seed)
+    stats = activity_statistics(run.model, binarize(x, generator), generator)
+    threshold = float(au_cfg.threshold)
+    counts = count_active(stats, threshold)
+    record_metrics(
+        run.path,
+        {
+            "active_units": {
+                "counts": counts,
+                "label": units_label(counts),
+                "threshold": threshold,
+                "examples": len(x),
+                "A_u": [a.tolist() for a in stats],
+            }
+        },
+    )
+    plot_activity_histogram(stats, threshold, run.path / "active_units.png")
+    return counts
+
+
+def _progress(cfg: DictConfig) -> bool | None:
+    value = cfg.get("progress", "auto")
+    return None if value == "auto" else bool(value)
+
+
+def _load(cfg: DictConfig) -> Run:
+    set_threads(cfg.get("threads"))
+    return load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
+
+
+def _evaluate_after_training(run_dir: Path, cfg: DictConfig) -> None:
+    """The table commands' cell: test NLL and active units, skipped where metrics.json already has them."""
+    run = load_run(run_dir, resolve_device(cfg.device))
+    recorded = run.metrics.get(f"{cfg.eval.split}_nll", {})
+    n_expected = cfg.eval.examples
+    if not (recorded.get("k") == cfg.eval.k and recorded.get("seed") == cfg.eval.seed and (
+        n_expected is None or recorded.get("n") == n_expected
+    )):
+        estimate = record_nll(run, cfg, cfg.eval)
+        log.info("%s NLL %.2f +- %.2f (k=%d, n=%d)", cfg.eval.split, estimate.nll, estimate.standard_error,
+                 estimate.k, estimate.n)
+    if "active_units" not in run.metrics:
+        counts = record_active_units(run, cfg, cfg.active_units, int(cfg.eval.seed))
+        log.info("active units %s", units_label(counts))
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@user_facing
+def train_task(cfg: DictConfig) -> str:
+    """Train one configuration in its run directory (resuming it); optionally evaluate it afterwards."""
+    run_dir = output_dir()
+    trainer = run_training(cfg, run_dir, resume_command("train"))
+    _finish(run_dir, trainer, cfg)
+    return str(run_dir)
+
+
+@user_facing
+def switch_objective_task(cfg: DictConfig) -> str:
+    """Continue a finished run with another objective (Table 2): model and optimiser state carried over."""
+    parent_dir = resolve_run_dir(cfg.run, cfg.output_root)
+    if run_state(parent_dir) != "done":
+        raise RunError(f"{parent_dir} has not finished its schedule; finish it first (re-run its iwae train command)")
+    child = OmegaConf.load(parent_dir / CONFIG_NAME)
+    schedule = child.schedule
+    child.schedule = {
+        **OmegaConf.to_container(schedule),
+        "name": f"{schedule.name}-switch",
+        "passes": list(schedule.switch_passes),
+        "learning_rates": list(schedule.switch_learning_rates),
+    }
+    child.model, child.k, child.parent = cfg.model, cfg.k, str(parent_dir)
+    for key in ("device", "threads", "progress", "checkpoint_minutes", "evaluate", "eval", "active_units",
+                "data_dir", "download", "output_root"):
+        child[key] = cfg[key]
+    run_dir = output_dir()
+    trainer = run_training(child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt")
+    _finish(run_dir, trainer, child)
+    return str(run_dir)
+
+
+def _finish(run_dir: Path, trainer, cfg: DictConfig) -> None:
+    from .plots import plot_learning_curve, plot_samples
+
+    plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", f"{run_dir.name}")
+    plot_samples(trainer.model, run_dir / "samples.png", seed=int(cfg.seed))
+    if cfg.get("evaluate"):
+        _evaluate_after_training(run_dir, cfg)
+    log.info("run directory: %s", run_dir)
+
+
+@user_facing
+def eval_nll_task(cfg: DictConfig) -> dict:
+    """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json."""
+    run = _load(cfg)
+    eval_cfg = OmegaConf.create(
+        {"k": cfg.k, "split": cfg.split, "examples": cfg.examples, "batch_size": cfg.eval.batch_size,
+         "chunk": cfg.eval.chunk, "seed": cfg.eval.seed}
+    )
+    estimate = record_nll(run, cfg, eval_cfg)
+    print(
+        f"{run.path}: {cfg.split} NLL = {estimate.nll:.2f} ± {estimate.standard_error:.2f} nats "
+        f"(k={estimate.k}, n={estimate.n})"
+    )
+    return estimate.as_dict()
+
+
+@user_facing
+def active_units_task(cfg: DictConfig) -> list[int]:
+    """Count active units per layer of a trained run and record them with every unit's A_u."""
+    run = _load(cfg)
+    au_cfg = OmegaConf.create({"examples": cfg.examples, "threshold": cfg.threshold})
+    counts = record_active_units(run, cfg, au_cfg, int(cfg.eval.seed))
+    print(f"{run.path}: active units {units_label(counts)} (A_u > {cfg.threshold}; histogram in active_units.png)")
+    return counts

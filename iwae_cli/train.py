@@ -1,0 +1,324 @@
+"""The training loop: the paper's staged schedule, checkpoints, exact resume, and a clean stop on signals.
+
+One step is a pure function of (parameters, minibatch, noise): the binarisation and the reparameterisation noise
+are drawn from the run's own generator before the objective is evaluated, so the same generator state gives the
+same step. The generator's state is part of the checkpoint, which makes a resumed run bit-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .atomic import atomic_write_text
+from .datasets import binarize, load_dataset, training_pixel_means
+from .errors import ConfigError, NumericalError
+from .model import IWAEModel, build_model
+from .objectives import Estimate, get_objective
+from .optim import build_optimizer, set_learning_rate
+from .runs import CONFIG_NAME, record_metrics, run_summary, write_status
+from .runtime import Interrupted, progress_disabled, resolve_device, set_threads, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+HISTORY_CSV = "train_log.csv"
+HISTORY_COLUMNS = ("stage", "epoch", "passes_done", "learning_rate", "train_bound", "valid_bound", "seconds")
+
+
+@dataclass
+class Position:
+    """Where a run stands in its schedule, plus the running sums of the epoch in progress."""
+
+    stage: int = 0
+    epoch_in_stage: int = 0
+    step_in_epoch: int = 0
+    passes_done: int = 0
+    epoch_bound_sum: float = 0.0
+    epoch_examples: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject unusable values with one line each, before any data is read."""
+    k = cfg.k
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a whole number >= 1 (the number of importance samples), got k={k}")
+    schedule = cfg.schedule
+    batch = schedule.batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"schedule.batch_size must be a whole number >= 1, got {batch}")
+    passes, rates = list(schedule.passes), list(schedule.learning_rates)
+    if not passes or len(passes) != len(rates):
+        raise ConfigError(
+            f"schedule.passes ({len(passes)} stages) and schedule.learning_rates ({len(rates)}) must be "
+            "non-empty lists of the same length"
+        )
+    if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in passes):
+        raise ConfigError(f"schedule.passes must be whole numbers >= 0, got {passes}")
+    if any(not isinstance(r, int | float) or isinstance(r, bool) or not r > 0 for r in rates):
+        raise ConfigError(f"schedule.learning_rates must be positive numbers, got {rates}")
+    n = schedule.get("train_examples")
+    if n is not None and (not isinstance(n, int) or n < batch):
+        raise ConfigError(f"schedule.train_examples must be null or >= batch_size ({batch}), got {n}")
+
+
+def train_step(
+    model: IWAEModel,
+    optimizer: torch.optim.Optimizer,
+    objective,
+    intensities: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One optimiser step on a minibatch of intensities; returns the sum of the bound over the minibatch.
+
+    Raises NumericalError (before the optimiser moves) when the loss or a gradient is not finite.
+    """
+    x = binarize(intensities, generator)
+    noise = [torch.randn(shape, generator=generator, device=x.device) for shape in model.noise_shapes(k, len(x))]
+    estimate = objective(model, x, k, noise)
+    optimizer.zero_grad(set_to_none=True)
+    backward(model, estimate)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    finite = torch.isfinite(estimate.loss) & torch.stack(torch._foreach_norm(grads)).isfinite().all()
+    if not finite:
+        raise NumericalError("non-finite loss or gradient")
+    optimizer.step()
+    return estimate.bound.detach().sum()
+
+
+def backward(model: IWAEModel, estimate: Estimate) -> None:
+    """Fill .grad: from `loss` for all parameters, or, when the estimator has a separate encoder surrogate,
+    the decoder's gradient from `loss` and the encoder's from `encoder_loss`."""
+    if estimate.encoder_loss is None:
+        estimate.loss.backward()
+        return
+    decoder, encoder = list(model.decoders.parameters()), list(model.encoders.parameters())
+    decoder_grads = torch.autograd.grad(estimate.loss, decoder, retain_graph=True, allow_unused=True)
+    encoder_grads = torch.autograd.grad(estimate.encoder_loss, encoder, allow_unused=True)
+    for p, g in zip(decoder + encoder, decoder_grads + encoder_grads, strict=True):
+        p.grad = torch.zeros_like(p) if g is None else g
+
+
+@torch.no_grad()
+def mean_bound(model: IWAEModel, objective, x_binary: torch.Tensor, k: int, seed: int, batch_size: int) -> float:
+    """The objective's bound averaged over a fixed binary set, with noise from its own seeded generator (so the
+    training generator is untouched and every epoch is measured on the same draws)."""
+    generator = torch.Generator(x_binary.device).manual_seed(seed)
+    total = torch.zeros((), dtype=torch.float64, device=x_binary.device)
+    for start in range(0, len(x_binary), batch_size):
+        x = x_binary[start : start + batch_size]
+        noise = [torch.randn(s, generator=generator, device=x.device) for s in model.noise_shapes(k, len(x))]
+        total += objective(model, x, k, noise).bound.double().sum()
+    return float(total) / len(x_binary)
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """The per-epoch log as CSV, rewritten atomically (so a resumed run never shows rows it later redid)."""
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(repr(row[c]) if isinstance(row[c], float) else str(row[c]) for c in HISTORY_COLUMNS) for row in history]
+    atomic_write_text(run_dir / HISTORY_CSV, "\n".join(lines) + "\n")
+
+
+class Trainer:
+    """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, parent_checkpoint: Path | None = None):
+        validate_config(cfg)
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = resolve_device(cfg.device)
+        set_threads(cfg.get("threads"))
+        self.k = int(cfg.k)
+        self.batch_size = int(cfg.schedule.batch_size)
+        self.passes = [int(p) for p in cfg.schedule.passes]
+        self.rates = [float(r) for r in cfg.schedule.learning_rates]
+        self.objective = get_objective(cfg.model, self.k)
+
+        splits = load_dataset(cfg.dataset.name, cfg.get("data_dir"), cfg.get("download", "ask"))
+        n_train = cfg.schedule.get("train_examples") or len(splits.train)
+        self.train_x = splits.train[:n_train].to(self.device)
+        valid_generator = torch.Generator(self.device).manual_seed(int(cfg.eval.seed))
+        self.valid_x = binarize(splits.valid.to(self.device), valid_generator)
+
+        self.model = build_model(cfg.arch, training_pixel_means(splits.train), int(cfg.seed)).to(self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim, self.rates[0])
+        self.generator = torch.Generator(self.device).manual_seed(int(cfg.seed))
+        self.position = Position()
+        self.fingerprint = ckpt.fingerprint(cfg)
+        self._restore(parent_checkpoint)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_x) // self.batch_size
+
+    @property
+    def finished(self) -> bool:
+        return self.position.stage >= len(self.passes)
+
+    def _restore(self, parent_checkpoint: Path | None) -> None:
+        path = self.run_dir / ckpt.CHECKPOINT_NAME
+        if path.exists():
+            state = ckpt.load_checkpoint(path, self.device)
+            ckpt.check_fingerprint(path, state["config"], self.fingerprint)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
+            self.position = Position(**state["position"])
+            log.info("resuming %s at stage %d, pass %d", self.run_dir, self.position.stage, self.position.passes_done)
+        elif parent_checkpoint is not None:
+            state = ckpt.load_checkpoint(parent_checkpoint, self.device)
+            if state["config"]["arch"] != self.fingerprint["arch"]:
+                raise ConfigError(f"{parent_checkpoint} has another architecture than this run")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])  # Table 2 keeps the optimiser state
+            log.info("starting from %s (model and optimiser state)", parent_checkpoint)
+
+    def save(self) -> None:
+        """Checkpoint the current state; refuses (NumericalError) if any parameter is not finite."""
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise NumericalError("non-finite parameters; the last good checkpoint is kept")
+        ckpt.save_checkpoint(
+            self.run_dir,
+            {
+                "config": self.fingerprint,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "position": asdict(self.position),
+            },
+        )
+
+    def fit(self, checkpoint_minutes: float, progress: bool | None, resume_hint: str) -> Position:
+        """Train to the end of the schedule, checkpointing at each stage end, every `checkpoint_minutes` and on
+        SIGINT/SIGTERM (then raising Interrupted). Returns the final position."""
+        pos = self.position
+        total_steps = sum(self.passes) * self.steps_per_epoch
+        done_steps = sum(self.passes[: pos.stage]) * self.steps_per_epoch
+        done_steps += pos.epoch_in_stage * self.steps_per_epoch + pos.step_in_epoch
+        bar = tqdm(total=total_steps, initial=done_steps, disable=progress_disabled(progress), unit="step")
+        last_save = time.monotonic()
+        with stop_on_signals() as stop, bar:
+            while not self.finished:
+                set_learning_rate(self.optimizer, self.rates[pos.stage])
+                while pos.epoch_in_stage < self.passes[pos.stage]:
+                    bar.set_description(
+                        f"stage {pos.stage + 1}/{len(self.passes)} epoch {pos.epoch_in_stage + 1}/{self.passes[pos.stage]}"
+                    )
+                    last_save = self._run_epoch(bar, stop, checkpoint_minutes, last_save, resume_hint)
+                    self._end_epoch()
+                pos.stage, pos.epoch_in_stage = pos.stage + 1, 0
+                self.save()
+                last_save = time.monotonic()
+        return pos
+
+    def _run_epoch(self, bar, stop, checkpoint_minutes: float, last_save: float, resume_hint: str) -> float:
+        pos, b = self.position, self.batch_size
+        started, running, examples_at_start = time.monotonic(), torch.zeros((), dtype=torch.float64), pos.epoch_examples
+        for step in range(pos.step_in_epoch, self.steps_per_epoch):
+            batch = self.train_x[step * b : (step + 1) * b]
+            try:
+                running += train_step(self.model, self.optimizer, self.objective, batch, self.k, self.generator)
+            except NumericalError:
+                raise NumericalError(
+                    f"non-finite loss or gradient at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, step "
+                    f"{step + 1}; the last good checkpoint in {self.run_dir} is kept. Lower the learning rate "
+                    "(schedule.learning_rates=[...]) or change the seed"
+                ) from None
+            pos.step_in_epoch, pos.epoch_examples = step + 1, pos.epoch_examples + b
+            bar.update(1)
+            now = time.monotonic()
+            if bar.n % 50 == 0 and not bar.disable:
+                rate = (pos.epoch_examples - examples_at_start) / max(now - started, 1e-9)
+                mean = (pos.epoch_bound_sum + float(running)) / pos.epoch_examples
+                bar.set_postfix(bound=f"{mean:.2f}", samples_s=f"{rate:.0f}", refresh=False)
+            if stop or now - last_save >= 60 * checkpoint_minutes:
+                pos.epoch_bound_sum += float(running)
+                running.zero_()
+                pos.train_seconds += now - started
+                started = now
+                self.save()
+                last_save = now
+                if stop:
+                    raise Interrupted(
+                        f"stopped by {stop.signal_name} at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, "
+                        f"step {step + 1}; checkpoint saved in {self.run_dir}. Resume with: {resume_hint}"
+                    )
+        pos.epoch_bound_sum += float(running)
+        pos.train_seconds += time.monotonic() - started
+        return last_save
+
+    def _end_epoch(self) -> None:
+        pos = self.position
+        valid = mean_bound(self.model, self.objective, self.valid_x, self.k, int(self.cfg.eval.seed), 100)
+        train_bound = pos.epoch_bound_sum / max(pos.epoch_examples, 1)
+        if not (math.isfinite(train_bound) and math.isfinite(valid)):
+            raise NumericalError(f"non-finite bound after epoch {pos.passes_done + 1}; the last good checkpoint is kept")
+        pos.passes_done += 1
+        pos.history.append(
+            {
+                "stage": pos.stage + 1,
+                "epoch": pos.epoch_in_stage + 1,
+                "passes_done": pos.passes_done,
+                "learning_rate": self.rates[pos.stage],
+                "train_bound": train_bound,
+                "valid_bound": valid,
+                "seconds": round(pos.train_seconds, 3),
+            }
+        )
+        log.info(
+            "stage %d epoch %d: train bound %.3f, valid bound %.3f (k=%d)",
+            pos.stage + 1, pos.epoch_in_stage + 1, train_bound, valid, self.k,
+        )
+        write_history(self.run_dir, pos.history)
+        pos.epoch_in_stage += 1
+        pos.step_in_epoch, pos.epoch_bound_sum, pos.epoch_examples = 0, 0.0, 0
+
+
+def run_training(cfg: DictConfig, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None = None) -> Trainer:
+    """Train (or resume, or skip if finished) the run in run_dir; records status and training metrics."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
+    record_metrics(run_dir, {"run": run_summary(cfg)})
+    trainer = Trainer(cfg, run_dir, parent_checkpoint)
+    if trainer.finished:
+        log.info("%s has finished its schedule; not training again", run_dir)
+        return trainer
+    write_status(run_dir, "running")
+    try:
+        trainer.fit(float(cfg.checkpoint_minutes), _progress_enabled(cfg), resume_hint)
+    except Interrupted as e:
+        write_status(run_dir, "interrupted", str(e))
+        raise
+    except Exception as e:
+        write_status(run_dir, "failed", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise
+    last = trainer.position.history[-1] if trainer.position.history else {}
+    record_metrics(
+        run_dir,
+        {
+            "train": {
+                "passes_done": trainer.position.passes_done,
+                "seconds": round(trainer.position.train_seconds, 2),
+                "final_train_bound": last.get("train_bound"),
+                "final_valid_bound": last.get("valid_bound"),
+            }
+        },
+    )
+    write_status(run_dir, "done")
+    return trainer
+
+
+def _progress_enabled(cfg: DictConfig) -> bool | None:
+    """progress: true/false, or auto (tqdm decides: on when stderr is a terminal)."""
+    value = cfg.get("progress", "auto")
+    return None if value == "auto" else bool(value)
