@@ -128,7 +128,7 @@ def _obtain(name: str, root: Path, missing: list[str], download: str) -> None:
     if download == "never":
         raise not_found
     if download == "ask":
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             raise not_found
         if not typer.confirm(f"{name.upper()} is not in {folder}. Download it now?", default=False):
             raise not_found

@@ -165,7 +165,7 @@ def describe_runs(output_root: Path) -> str:
         )
     if not rows:
         return f"no runs under {root}"
-    return pd.DataFrame(rows).to_string(index=False)
+    return pd.DataFrame(rows, dtype=object).fillna("").to_string(index=False)
 
 
 def _passes_from_log(run_dir: Path) -> int:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import functools
 import logging
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,39 +32,34 @@ from .evaluate import (
 )
 from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
 from .runtime import resolve_device, set_threads
-from .train import run_training
+from .train import run_training, validate_config
 
 log = logging.getLogger(__name__)
 
 
 class UserError(CompactHydraException):
-    """Hydra prints these as one line (no traceback) and exits with status 1."""
+    """An expected error inside a sweep job: Hydra marks the job failed and lets the other jobs finish."""
 
 
 def user_facing(task):
-    """Turn expected errors (IwaeError) and Ctrl-C into one `error: ...` line from Hydra, with no traceback."""
+    """Expected errors (IwaeError) and Ctrl-C become one `error: ...` line and a non-zero exit, no traceback.
+
+    In a single run we print and exit here; in a multirun the job fails (UserError) so the sweep goes on.
+    """
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig):
         try:
             return task(cfg)
-        except IwaeError as e:
-            raise UserError(f"error: {e}") from None
-        except KeyboardInterrupt:
-            raise UserError("error: interrupted") from None
+        except (IwaeError, KeyboardInterrupt) as e:
+            message = f"error: {e}" if isinstance(e, IwaeError) else "error: interrupted"
+            code = e.exit_code if isinstance(e, IwaeError) else 130
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise UserError(message) from None
+            print(message, file=sys.stderr)
+            sys.exit(code)
 
     return wrapper
-
-
-def _existing_run_dir(run: str | None, output_root: str) -> str:
-    """Config resolver: the run directory named by run= (or the latest run), checked before Hydra creates dirs."""
-    try:
-        return str(resolve_run_dir(run, output_root))
-    except IwaeError as e:
-        raise UserError(f"error: {e}") from None
-
-
-OmegaConf.register_new_resolver("iwae_run", _existing_run_dir, replace=True)
 
 
 def resume_command(command: str) -> str:
@@ -164,6 +162,11 @@ def _evaluate_after_training(run_dir: Path, cfg: DictConfig) -> None:
 def train_task(cfg: DictConfig) -> str:
     """Train one configuration in its run directory (resuming it); optionally evaluate it afterwards."""
     run_dir = output_dir()
+    try:
+        validate_config(cfg)
+    except ConfigError:
+        _remove_if_only_hydra_files(run_dir)
+        raise
     trainer = run_training(cfg, run_dir, resume_command("train"))
     _finish(run_dir, trainer, cfg)
     return str(run_dir)
@@ -187,10 +190,27 @@ def switch_objective_task(cfg: DictConfig) -> str:
     for key in ("device", "threads", "progress", "checkpoint_minutes", "evaluate", "eval", "active_units",
                 "data_dir", "download", "output_root"):
         child[key] = cfg[key]
-    run_dir = output_dir()
-    trainer = run_training(child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt")
-    _finish(run_dir, trainer, child)
+    run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
+    run_dir.mkdir(exist_ok=True)
+    handler = logging.FileHandler(run_dir / "switch_objective.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        trainer = run_training(child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt")
+        _finish(run_dir, trainer, child)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
     return str(run_dir)
+
+
+def _remove_if_only_hydra_files(run_dir: Path) -> None:
+    """Hydra creates the run directory before the task can reject the config; don't leave that husk behind."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir)
+        for parent in list(run_dir.parents)[:2]:  # the config-named parents, when now empty
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
 
 
 def _finish(run_dir: Path, trainer, cfg: DictConfig) -> None:

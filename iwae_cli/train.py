@@ -286,6 +286,7 @@ class Trainer:
 
 def run_training(cfg: DictConfig, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None = None) -> Trainer:
     """Train (or resume, or skip if finished) the run in run_dir; records status and training metrics."""
+    validate_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
     record_metrics(run_dir, {"run": run_summary(cfg)})

@@ -190,3 +190,8 @@ def test_verify_reports_missing_and_mismatched(tmp_path: Path, mnist_mirror) -> 
         f"checksum mismatch (got md5 {bad_md5}, expected ec29112dd5afa0611ce80d1b7f02629c)"
     )
     assert verify_dataset("omniglot", tmp_path) == [("chardata.mat", "missing")]
+
+
+def test_progress_bar(tmp_path: Path, mnist_mirror, capsys: pytest.CaptureFixture) -> None:
+    download_dataset("mnist", tmp_path, mirrors=[mnist_mirror.base("good")], progress=True, timeout=TIMEOUT)
+    assert TRAIN_IMAGES in capsys.readouterr().err  # tqdm labels the bar with the file name
