@@ -7,6 +7,7 @@ Everything after an experiment subcommand's name goes to Hydra untouched, so ove
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -29,12 +30,21 @@ app.add_typer(data_app, name="data")
 HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
+def quote_numeric_choices(args: list[str]) -> list[str]:
+    """`layers=2` -> `layers='2'`: Hydra parses a bare 2 as an int, which it refuses as a config-group choice."""
+    quoted = []
+    for arg in args:
+        match = re.fullmatch(r"(layers)=(\d+(?:,\d+)*)", arg)
+        quoted.append(f"{match[1]}=" + ",".join(f"'{v}'" for v in match[2].split(",")) if match else arg)
+    return quoted
+
+
 def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
     """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
     module_name, function_name = task_path.split(":")
     task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
     saved = sys.argv
-    sys.argv = [f"iwae {command}", *args]
+    sys.argv = [f"iwae {command}", *quote_numeric_choices(args)]
     try:
         hydra.main(version_base="1.3", config_path="pkg://iwae_cli.conf", config_name=config_name)(task)()
     except ValueError as e:  # e.g. Hydra's "--cfg is not supported with --multirun"
@@ -63,6 +73,10 @@ hydra_command("active-units", "tasks:active_units_task", "active_units", "Count 
 hydra_command("switch-objective", "tasks:switch_objective_task", "switch_objective",
               "Continue a finished run with another objective (Table 2).",
               "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-paper-seed0 model=iwae k=50")
+hydra_command("table1", "tables:table1_task", "table1", "Regenerate Table 1 (all cells, one sweep) with the paper's numbers.",
+              "iwae table1 profile=quick")
+hydra_command("table2", "tables:table2_task", "table2", "Regenerate Table 2 (switching objectives).",
+              "iwae table2 profile=quick")
 
 
 @app.command("runs")

@@ -78,10 +78,16 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None, download: str = 
         raise ConfigError(f"unknown download mode {download!r}: use one of {', '.join(DOWNLOAD_MODES)}")
     root = resolve_data_dir(data_dir)
     folder = root / name
-    missing = [f for f in _required_files(name) if not (folder / f).is_file()]
+    missing = missing_files(name, data_dir)
     if missing:
         _obtain(name, root, missing, download)
     return _load_mnist(folder) if name == "mnist" else _load_omniglot(folder)
+
+
+def missing_files(name: str, data_dir: str | os.PathLike | None) -> list[str]:
+    """The files `load_dataset` needs for ``name`` that are not in the data directory."""
+    folder = resolve_data_dir(data_dir) / _check_name(name)
+    return [f for f in _required_files(_check_name(name)) if not (folder / f).is_file()]
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

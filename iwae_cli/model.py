@@ -192,11 +192,12 @@ class IWAEModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples from the model, returned as decoder means (pixel probabilities), [n, 784]."""
-        device = next(self.parameters()).device
-        h = torch.randn(n, self.arch.latent_units[-1], generator=generator, device=device)
+        param = next(self.parameters())
+        like = dict(generator=generator, device=param.device, dtype=param.dtype)  # a float64 model samples too
+        h = torch.randn(n, self.arch.latent_units[-1], **like)
         for l in range(self.n_layers - 1, 0, -1):
             mean, log_std = self.decoders[l](h)
-            h = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=generator, device=device)
+            h = mean + torch.exp(log_std) * torch.randn(mean.shape, **like)
         return torch.sigmoid(self.decoders[0](h))
 
 

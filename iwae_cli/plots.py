@@ -84,3 +84,55 @@ def plot_nll_vs_paper(rows: Sequence[dict[str, Any]], path: Path) -> Path | None
     ax.set_ylabel("our test NLL (nats)")
     ax.legend()
     return save_figure(fig, path)
+
+
+def _label(run_dir: Path) -> str:
+    """'mnist L1 iwae k=50' from a run's metrics.json."""
+    import json
+
+    try:
+        run = json.loads((run_dir / "metrics.json").read_text())["run"]
+        return f"{run['dataset']} L{run['layers']} {run['objective']} k={run['k']}"
+    except (OSError, ValueError, KeyError):
+        return run_dir.name
+
+
+def plot_learning_curves(run_dirs: Sequence[Path], path: Path) -> Path | None:
+    """Validation bound per pass for every run, one panel per dataset and depth."""
+    import pandas as pd
+
+    curves = []
+    for run_dir in run_dirs:
+        log_path = run_dir / "train_log.csv"
+        if log_path.exists():
+            label = _label(run_dir)
+            curves.append((" ".join(label.split()[:2]), " ".join(label.split()[2:]), pd.read_csv(log_path)))
+    if not curves:
+        return None
+    panels = sorted({c[0] for c in curves})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for _, name, df in (c for c in curves if c[0] == panel):
+            line, = ax.plot(df.passes_done, df.valid_bound, marker="o", markersize=3, label=name)
+            ax.plot(df.passes_done, df.train_bound, linestyle=":", color=line.get_color())
+        ax.set_title(f"{panel}: validation (solid) and training (dotted) bound")
+        ax.set_xlabel("passes")
+        ax.set_ylabel("bound (nats)")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_sample_grids(run_dirs: Sequence[Path], path: Path) -> Path | None:
+    """Each run's samples.png (100 samples) side by side, titled by configuration."""
+    images = [(run_dir, run_dir / "samples.png") for run_dir in run_dirs if (run_dir / "samples.png").exists()]
+    if not images:
+        return None
+    cols = min(6, len(images))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (run_dir, png) in zip(axes.flat, images, strict=False):
+        ax.imshow(plt.imread(png))
+        ax.set_title(_label(run_dir), fontsize=7)
+    return save_figure(fig, path)

@@ -31,8 +31,13 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"unknown device={name}; use auto, cpu or cuda")
 
 
-def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU threads (null keeps torch's default: one per core)."""
+def configure_torch(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads (null keeps torch's default: one per core) and flush denormals.
+
+    Denormal floats (tiny values in gradients and Adam's moments) made a k=50 training step 3-4x slower on
+    this project's CPUs; flushing them to zero changes no result at the precision that matters.
+    """
+    torch.set_flush_denormal(True)
     if threads is not None:
         if int(threads) < 1:
             raise ConfigError(f"threads must be >= 1 (or null for one per core), got {threads}")

@@ -31,7 +31,7 @@ from .evaluate import (
     units_label,
 )
 from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
-from .runtime import resolve_device, set_threads
+from .runtime import resolve_device, configure_torch
 from .train import run_training, validate_config
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def _progress(cfg: DictConfig) -> bool | None:
 
 
 def _load(cfg: DictConfig) -> Run:
-    set_threads(cfg.get("threads"))
+    configure_torch(cfg.get("threads"))
     return load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
 
 

@@ -26,7 +26,7 @@ from .model import IWAEModel, build_model
 from .objectives import Estimate, get_objective
 from .optim import build_optimizer, set_learning_rate
 from .runs import CONFIG_NAME, record_metrics, run_summary, write_status
-from .runtime import Interrupted, progress_disabled, resolve_device, set_threads, stop_on_signals
+from .runtime import Interrupted, progress_disabled, resolve_device, configure_torch, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Trainer:
         validate_config(cfg)
         self.cfg, self.run_dir = cfg, run_dir
         self.device = resolve_device(cfg.device)
-        set_threads(cfg.get("threads"))
+        configure_torch(cfg.get("threads"))
         self.k = int(cfg.k)
         self.batch_size = int(cfg.schedule.batch_size)
         self.passes = [int(p) for p in cfg.schedule.passes]
