@@ -77,6 +77,13 @@ hydra_command("table1", "tables:table1_task", "table1", "Regenerate Table 1 (all
               "iwae table1 profile=quick")
 hydra_command("table2", "tables:table2_task", "table2", "Regenerate Table 2 (switching objectives).",
               "iwae table2 profile=quick")
+hydra_command("table-extra", "tables:table_extra_task", "table_extra",
+              "Compare newer estimators/bounds (STL, DReG, MIWAE, CIWAE, PIWAE, RWS) with VAE and IWAE.",
+              "iwae table-extra seeds=[0,1,2]")
+hydra_command("grad-snr", "snr:grad_snr_task", "grad_snr", "Gradient signal-to-noise ratio of encoder/decoder vs k.",
+              "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-paper-seed0")
+hydra_command("bench", "bench:bench_task", "bench", "Benchmark training and evaluation against the matmul ceiling.",
+              "iwae bench min_seconds=1")
 
 
 @app.command("runs")

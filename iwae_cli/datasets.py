@@ -74,14 +74,20 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None, download: str = 
     :class:`DataError`, and "ask" asks on a terminal (y/N) and otherwise behaves like "never".
     """
     name = _check_name(name)
+    folder = ensure_files(name, data_dir, download)
+    return _load_mnist(folder) if name == "mnist" else _load_omniglot(folder)
+
+
+def ensure_files(name: str, data_dir: str | os.PathLike | None, download: str = "ask") -> Path:
+    """The dataset's folder, after downloading missing files where ``download`` allows (else DataError)."""
+    name = _check_name(name)
     if download not in DOWNLOAD_MODES:
         raise ConfigError(f"unknown download mode {download!r}: use one of {', '.join(DOWNLOAD_MODES)}")
     root = resolve_data_dir(data_dir)
-    folder = root / name
     missing = missing_files(name, data_dir)
     if missing:
         _obtain(name, root, missing, download)
-    return _load_mnist(folder) if name == "mnist" else _load_omniglot(folder)
+    return root / name
 
 
 def missing_files(name: str, data_dir: str | os.PathLike | None) -> list[str]:

@@ -23,7 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_text
-from .datasets import missing_files
+from .datasets import ensure_files
+from .errors import DataError
 from .runs import find_runs, read_json, run_state
 from .runtime import cpu_count
 from .tasks import user_facing
@@ -164,14 +165,15 @@ def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int, extra: list[
 
 
 def available_datasets(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
-    """The datasets whose files are present, and a reason for each that is not."""
+    """The datasets whose files are present (downloaded first where `download` allows), and why the others
+    are not."""
     present, reasons = [], {}
     for name in cfg.datasets:
-        missing = missing_files(name, cfg.get("data_dir"))
-        if missing:
-            reasons[name] = f"{name} data not found ({', '.join(missing)}): run `iwae data download {name}`"
-        else:
+        try:
+            ensure_files(name, cfg.get("data_dir"), cfg.get("download", "ask"))
             present.append(name)
+        except DataError as e:
+            reasons[name] = str(e)
     return present, reasons
 
 
@@ -314,7 +316,7 @@ def profile_header(title: str, command: str, cfg: DictConfig) -> str:
 def table1_task(cfg: DictConfig) -> str:
     """Train and evaluate every Table 1 cell (one Hydra multirun), then write table1.csv/.md and figures."""
     present, skipped = available_datasets(cfg)
-    layers, ks, objectives, seeds = (list(cfg[key]) for key in ("layers", "ks", "objectives", "seeds"))
+    layers, ks, objectives, seeds = (list(cfg[key]) for key in ("depths", "ks", "objectives", "seeds"))
     if present:
         grid = {"dataset": present, "layers": layers, "k": ks, "model": objectives, "seed": seeds}
         n_cells = len(present) * len(layers) * len(ks) * len(objectives) * len(seeds)
@@ -399,8 +401,8 @@ def table2_task(cfg: DictConfig) -> str:
     parents = {exp: CellKey("mnist", 1, first[0], first[1], seed) for exp, first, _ in TABLE2_EXPERIMENTS}
     found = collect_runs(root, cfg.profile.schedule, cfg.optim)
     todo = [key for key in parents.values() if key not in found or run_state(found[key]) != "done"]
-    if todo and missing_files("mnist", cfg.get("data_dir")):
-        raise_missing_mnist(cfg)
+    if todo:
+        ensure_files("mnist", cfg.get("data_dir"), cfg.get("download", "ask"))
     for key in todo:  # the Table 1 runs Table 2 starts from, trained first when they do not exist
         run_sweep(cfg, {"dataset": ["mnist"], "layers": [1], "k": [key.k], "model": [key.objective],
                         "seed": [seed]}, 1, [])
@@ -434,12 +436,6 @@ def _evaluated(run_dir: Path) -> bool:
     return run_state(run_dir) == "done" and "test_nll" in read_json(run_dir / "metrics.json")
 
 
-def raise_missing_mnist(cfg: DictConfig) -> None:
-    from .errors import DataError
-
-    raise DataError("MNIST data not found: run `iwae data download mnist` or set IWAE_DATA_DIR / data_dir=...")
-
-
 def table2_row(exp: int, first: tuple, second: tuple, parent: Path | None, child: Path | None) -> dict[str, Any]:
     paper = paper_results()
     paper = paper[(paper.table == 2) & (paper.experiment == exp)].set_index("stage")
@@ -471,4 +467,93 @@ def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
                       f"{fmt(r.get(f'{stage}_units'), '')} / {r[f'{stage}_paper_units']}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## The paper's claims", "", *claims_text(claims)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- beyond the paper
+
+
+def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float] | None:
+    """Mean over seeds of NLL(a, seed) - NLL(b, seed), with its standard error over seeds (None for < 2 seeds)."""
+    def nll_by_seed(runs):
+        return {read_json(r / "metrics.json")["run"]["seed"]: read_json(r / "metrics.json").get("test_nll", {})
+                .get("nll") for r in runs}
+
+    na, nb = nll_by_seed(a), nll_by_seed(b)
+    diffs = [na[s] - nb[s] for s in na if s in nb and na[s] is not None and nb[s] is not None]
+    if len(diffs) < 2:
+        return None
+    series = pd.Series(diffs)
+    return float(series.mean()), float(series.std() / math.sqrt(len(diffs)))
+
+
+@user_facing
+def table_extra_task(cfg: DictConfig) -> str:
+    """Newer objectives beside VAE and IWAE, several seeds per cell, each compared with the baseline objective."""
+    present, skipped = available_datasets(cfg)
+    depths, ks, objectives, seeds = (list(cfg[key]) for key in ("depths", "ks", "objectives", "seeds"))
+    if present:
+        grid = {"dataset": present, "layers": depths, "k": ks, "model": objectives, "seed": seeds}
+        n_cells = len(present) * len(depths) * len(ks) * len(objectives) * len(seeds)
+        if run_sweep(cfg, grid, n_cells, []) != 0:
+            log.warning("some training jobs failed; their cells are marked in the table")
+    found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
+    rows = []
+    for d in cfg.datasets:
+        for l in depths:
+            for k in ks:
+                cell = {o: [found[key] for s in seeds if (key := CellKey(d, l, o, k, s)) in found and
+                            _evaluated(found[key])] for o in objectives}
+                for o in objectives:
+                    rows.append(extra_row(d, l, k, o, cell, str(cfg.baseline), skipped.get(d)))
+    df = pd.DataFrame(rows)
+    out_dir = Path(cfg.output_root) / "tables"
+    write_table_files(out_dir, "table_extra", df, extra_markdown(df, profile_header(
+        "Beyond the paper: gradient estimators and tighter bounds", "table-extra", cfg), str(cfg.baseline)))
+    table_figures(out_dir / "extra", df.assign(paper_nll=None), [Path(p) for p in _run_dirs(df)])
+    columns = ["dataset", "layers", "k", "objective", "nll", "nll_seed_std", "units", "vs_baseline",
+               "vs_baseline_se", "verdict"]
+    print(df[[c for c in columns if c in df.columns]].to_string(index=False))
+    print(f"\nwritten: {out_dir / 'table_extra.csv'} (and .md)")
+    return str(out_dir / "table_extra.csv")
+
+
+def _run_dirs(df: pd.DataFrame) -> list[str]:
+    return [p for cell in df.get("run_dir", pd.Series(dtype=str)).dropna() for p in str(cell).split(";") if p]
+
+
+def extra_row(d: str, l: int, k: int, o: str, cell: dict[str, list[Path]], baseline: str,
+              skip_reason: str | None) -> dict[str, Any]:
+    """One objective's cell, with its difference to the baseline: paired over test examples and over seeds."""
+    row: dict[str, Any] = {"dataset": d, "layers": l, "k": k, "objective": o}
+    runs = cell.get(o, [])
+    if not runs:
+        row["status"] = f"not run: {skip_reason}" if skip_reason else "not run"
+        return row
+    row.update(cell_summary(runs), status="done")
+    if o != baseline and cell.get(baseline):
+        paired = paired_nll_difference(runs, cell[baseline])
+        by_seed = seed_level_difference(runs, cell[baseline])
+        if paired:
+            row["vs_baseline"], row["vs_baseline_se"] = round(paired[0], 3), round(paired[1], 3)
+        if by_seed:
+            row["vs_baseline_seed_se"] = round(by_seed[1], 3)
+        noise = max(row.get("vs_baseline_se") or 0.0, row.get("vs_baseline_seed_se") or 0.0)
+        if paired:
+            row["verdict"] = ("within noise" if abs(paired[0]) <= NOISE_Z * noise else
+                              "better than " + baseline if paired[0] < 0 else "worse than " + baseline)
+    return row
+
+
+def extra_markdown(df: pd.DataFrame, header: str, baseline: str) -> str:
+    lines = [header, "", f"| dataset | layers | k | objective | test NLL (mean over seeds) | seed std | units | "
+             f"NLL - {baseline} | SE (examples) | SE (seeds) | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in df.to_dict("records"):
+        lines.append("| " + " | ".join([
+            r["dataset"], str(r["layers"]), str(r["k"]), r["objective"],
+            fmt(r.get("nll")) if not _missing(r.get("nll")) else f"– ({r.get('status')})",
+            fmt(r.get("nll_seed_std")), fmt(r.get("units"), ""), fmt(r.get("vs_baseline"), "+.2f"),
+            fmt(r.get("vs_baseline_se")), fmt(r.get("vs_baseline_seed_se")), fmt(r.get("verdict"), "")]) + " |")
+    lines += ["", f"A difference counts as larger than its noise when it exceeds {NOISE_Z:g} standard errors, both over "
+              "test examples (paired, same binarised test set) and over seeds (paired by seed)."]
     return "\n".join(lines) + "\n"

@@ -95,3 +95,93 @@ def mnist_mirror(shared_data_dir: Path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The `iwae` command line, in-process and as a subprocess (test_train, test_cli, test_resume, test_errors)
+
+SMOKE_RUN = "mnist/L1-iwae-k5/smoke-paper-seed0"  # the run directory `iwae train schedule=smoke` names
+
+
+class IwaeCli:
+    """Runs `iwae <args>` in this process with Typer's CliRunner (cli.run_hydra sets sys.argv for Hydra).
+
+    The fixture sets IWAE_DATA_DIR (the real data) and IWAE_OUTPUT_ROOT (``root``). Asserts that no traceback
+    is printed and, with ``ok=True``, that the command succeeds.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, *args: str, ok: bool = True):
+        from typer.testing import CliRunner
+
+        from iwae_cli.cli import app
+
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output, output
+        if ok:
+            assert result.exit_code == 0, f"exit {result.exit_code}\n{output}\n{result.exception!r}"
+        return result
+
+    def run_dir(self, name: str = SMOKE_RUN) -> Path:
+        return self.root / "runs" / name
+
+
+@pytest.fixture
+def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data_dir: Path) -> Path:
+    """IWAE_DATA_DIR = the real data, IWAE_OUTPUT_ROOT = <tmp>/out (not created), cwd = <tmp>."""
+    root = tmp_path / "out"
+    monkeypatch.setenv("IWAE_DATA_DIR", str(shared_data_dir))
+    monkeypatch.setenv("IWAE_OUTPUT_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+@pytest.fixture
+def iwae_cli(output_root: Path) -> IwaeCli:
+    """`iwae_cli("train", "schedule=smoke")` runs the CLI in-process; see :class:`IwaeCli`."""
+    return IwaeCli(output_root)
+
+
+@pytest.fixture(scope="session")
+def smoke_run_template(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
+    """A finished `iwae train schedule=smoke k=5` run (trained once per session); copy it, never modify it."""
+    root = tmp_path_factory.mktemp("smoke-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IWAE_DATA_DIR", str(shared_data_dir))
+        mp.setenv("IWAE_OUTPUT_ROOT", str(root / "out"))
+        mp.chdir(root)
+        IwaeCli(root / "out")("train", "schedule=smoke", "k=5", "progress=false")
+    return root / "out" / "runs" / SMOKE_RUN
+
+
+@pytest.fixture
+def smoke_run(smoke_run_template: Path, output_root: Path) -> Path:
+    """A private copy of the finished smoke run, at <IWAE_OUTPUT_ROOT>/runs/<SMOKE_RUN>."""
+    import shutil
+
+    target = output_root / "runs" / SMOKE_RUN
+    shutil.copytree(smoke_run_template, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def iwae_script() -> Path:
+    """The `iwae` console script of the environment running the tests."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "iwae"
+    found = beside if beside.exists() else shutil.which("iwae")
+    assert found, "the iwae console script is not installed (pip install -e .)"
+    return Path(found)
+
+
+@pytest.fixture
+def cli_env(output_root: Path, shared_data_dir: Path) -> dict[str, str]:
+    """The environment for an `iwae` subprocess: the real data, output into <tmp>/out, short Hydra errors."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "OC_CAUSE")}
+    env.update(IWAE_DATA_DIR=str(shared_data_dir), IWAE_OUTPUT_ROOT=str(output_root), PYTHONUNBUFFERED="1")
+    return env

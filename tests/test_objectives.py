@@ -158,7 +158,7 @@ def test_vae_and_iwae_differ_at_k5():
 @pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
 def test_iwae_gradient_is_normalised_weight_average(arch):
     """grad L_k = sum_i w~_i grad log w_i, computed from k separate autograd calls per example."""
-    model = random_model(arch, seed=4, scale=1.5)
+    model = random_model(arch, seed=4, scale=0.5)
     batch, k = 3, 4
     x = binary_x(batch, arch.x_dim)
     noise = make_noise(model, k, batch, seed=5)
@@ -168,7 +168,7 @@ def test_iwae_gradient_is_normalised_weight_average(arch):
 
     log_w = model.log_weights(x, k, noise)
     w = torch.softmax(log_w.detach(), 0)
-    assert w.max() > 0.5 and w.min() < 0.1  # the weights are far from uniform: the test can tell them apart
+    assert w.max() < 0.99 and (w.max(0).values - w.min(0).values).min() > 0.1  # neither one-hot nor uniform
     expected = torch.zeros_like(got)
     for b in range(batch):
         for i in range(k):
@@ -259,7 +259,7 @@ def path_gradient(model: IWAEModel, x, k: int, noise, power: int) -> list[torch.
 
 @pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
 def test_stl_same_bound_and_decoder_gradient_different_encoder_gradient(arch):
-    model = random_model(arch, seed=5, scale=1.5)
+    model = random_model(arch, seed=5, scale=0.5)
     x = binary_x(3, arch.x_dim)
     k = 5
     noise = make_noise(model, k, 3, seed=7)
@@ -274,7 +274,7 @@ def test_stl_same_bound_and_decoder_gradient_different_encoder_gradient(arch):
 
 @pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
 def test_dreg_decoder_gradient_is_iwae_and_encoder_gradient_is_doubly_reparameterised(arch):
-    model = random_model(arch, seed=6, scale=1.5)
+    model = random_model(arch, seed=6, scale=0.5)
     x = binary_x(3, arch.x_dim)
     k = 5
     noise = make_noise(model, k, 3, seed=8)
@@ -309,39 +309,36 @@ def encoder_gradient_draws(model, name: str, x, k: int, n: int, seed: int) -> to
     return torch.stack(out)
 
 
+def paired_z(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
+    """z-scores of the mean paired difference per coordinate (coordinates that never vary are left out)."""
+    keep = g_ref.std(0) > 0
+    diff = (g - g_ref)[:, keep]
+    return diff.mean(0) / (diff.std(0) / math.sqrt(len(diff)))
+
+
 @pytest.mark.parametrize("arch", [TINY_1, TINY_2], ids=["1-layer", "2-layer"])
 def test_dreg_encoder_gradient_is_unbiased_for_iwae_with_lower_variance(arch):
-    model = random_model(arch, seed=11, scale=1.5)
+    # a weak decoder and an encoder near the prior: q is close to the posterior, the regime DReG is built for
+    model = random_model(arch, seed=11, scale=0.2)
     x = binary_x(1, arch.x_dim, seed=3)
-    k, n = 20, 400
+    k, n = 20, 300
     g_iw = encoder_gradient_draws(model, "iwae", x, k, n, seed=100)
     g_dr = encoder_gradient_draws(model, "dreg", x, k, n, seed=100)  # the same noise: a paired comparison
-    diff = g_dr - g_iw
-    z = diff.mean(0) / (diff.std(0) / math.sqrt(n))
-    # unbiased: the paired mean difference is within Monte-Carlo error in every coordinate and overall
+    # unbiased: E[DReG] = E[IWAE] = grad L_k; the paired mean difference is within Monte-Carlo error
+    z = paired_z(g_dr, g_iw)
+    assert len(z) > 20
     assert z.abs().max() < 4.5
-    assert (z**2).mean() < 1.5  # ~1 for an unbiased estimator
-    # relative to the size of the IWAE gradient, the mean difference is small
-    assert (diff.mean(0)).norm() < 0.1 * g_iw.mean(0).norm() + 5 * (diff.std(0) / math.sqrt(n)).norm()
-    # the point of DReG: much lower variance than the IWAE encoder gradient
-    assert g_dr.var(0).sum() < 0.5 * g_iw.var(0).sum()
-
-
-def test_stl_is_biased_where_dreg_is_not():
-    """The unbiasedness check above has power: STL's encoder gradient (w~ instead of w~^2) fails it."""
-    model = random_model(TINY_1, seed=11, scale=1.5)
-    x = binary_x(1, 6, seed=3)
-    k, n = 20, 400
-    g_iw = encoder_gradient_draws(model, "iwae", x, k, n, seed=100)
+    assert (z**2).mean() < 2.0  # ~1 for an unbiased estimator
+    # the point of DReG: a much lower variance than the IWAE encoder gradient
+    assert g_dr.var(0).sum() < 0.2 * g_iw.var(0).sum()
+    # the check has power: STL (w~ in place of w~^2) is biased for k > 1, and fails it by far
     g_st = encoder_gradient_draws(model, "stl", x, k, n, seed=100)
-    diff = g_st - g_iw
-    z = diff.mean(0) / (diff.std(0) / math.sqrt(n))
-    assert (z**2).mean() > 3.0
+    assert (paired_z(g_st, g_iw) ** 2).mean() > 10.0
 
 
 @pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
 def test_piwae_decoder_follows_iwae_encoder_follows_miwae(arch):
-    model = random_model(arch, seed=9, scale=1.5)
+    model = random_model(arch, seed=9, scale=0.5)
     x = binary_x(3, arch.x_dim)
     k, groups = 6, 3
     noise = make_noise(model, k, 3, seed=2)
@@ -358,7 +355,7 @@ def test_piwae_decoder_follows_iwae_encoder_follows_miwae(arch):
 
 @pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
 def test_rws_decoder_follows_iwae_encoder_is_wake_phi(arch):
-    model = random_model(arch, seed=10, scale=1.5)
+    model = random_model(arch, seed=10, scale=0.5)
     batch, k = 3, 5
     x = binary_x(batch, arch.x_dim)
     noise = make_noise(model, k, batch, seed=3)

@@ -1,0 +1,174 @@
+"""`iwae bench`: how close training and evaluation come to this machine's own matmul rate.
+
+FLOPs are counted from the layer shapes: every nn.Linear that a step runs contributes 2 * rows * in * out for
+its forward product, and a training step three times that (forward, gradient of the input, gradient of the
+weight). The ceiling is the rate at which this machine runs exactly those products, timed alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .atomic import atomic_write_json
+from .evaluate import log_likelihood_estimates
+from .model import IWAEModel, build_model
+from .objectives import get_objective
+from .optim import build_optimizer
+from .runtime import configure_torch, resolve_device
+from .tasks import user_facing
+from .train import train_step
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = {
+    1: {"latent_units": [50], "encoder_hidden": [[200, 200]], "decoder_hidden": [[200, 200]]},
+    2: {"latent_units": [100, 50], "encoder_hidden": [[200, 200], [100, 100]],
+        "decoder_hidden": [[200, 200], [100, 100]]},
+}
+MNIST_TRAIN, OMNIGLOT_TRAIN, TEST = 59_600, 24_345 - 1_345, 10_000  # examples per pass / evaluation
+PAPER_PASSES = 3_280
+
+
+def linear_shapes(model: IWAEModel, run: Callable[[], Any]) -> list[tuple[int, int, int]]:
+    """(rows, in, out) of every nn.Linear product that `run()` performs, recorded with forward hooks."""
+    shapes: list[tuple[int, int, int]] = []
+
+    def hook(module: nn.Linear, inputs, _output):
+        shapes.append((inputs[0].numel() // module.in_features, module.in_features, module.out_features))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def forward_flops(shapes: list[tuple[int, int, int]]) -> float:
+    return float(sum(2 * r * i * o for r, i, o in shapes))
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: torch.device, min_seconds: float, warmup: int = 3) -> float:
+    """Seconds per call of fn, over enough calls to last at least min_seconds."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        if calls % 5 == 0:
+            synchronize(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                return elapsed / calls
+
+
+def matmul_ceiling(shapes: list[tuple[int, int, int]], device: torch.device, training: bool, min_seconds: float) -> float:
+    """FLOP/s of this machine on exactly the products of one step (forward, and for training both backward ones)."""
+    products = []
+    for rows, n_in, n_out in shapes:
+        x, w = torch.randn(rows, n_in, device=device), torch.randn(n_in, n_out, device=device)
+        g = torch.randn(rows, n_out, device=device)
+        products.append((x, w, g))
+
+    def step():
+        for x, w, g in products:
+            torch.mm(x, w)
+            if training:
+                torch.mm(g, w.t())
+                torch.mm(x.t(), g)
+
+    flops = forward_flops(shapes) * (3 if training else 1)
+    return flops / timed(step, device, min_seconds)
+
+
+def bench_training(layers: int, k: int, batch: int, device: torch.device, min_seconds: float) -> dict[str, Any]:
+    """One configuration's training step: time, useful GFLOP/s and the ceiling at its shapes."""
+    arch = OmegaConf.create(ARCHITECTURES[layers])
+    model = build_model(arch, torch.full((784,), 0.13), seed=0).to(device)
+    objective = get_objective(OmegaConf.create({"name": "iwae"}), k)
+    optimizer = build_optimizer(model.parameters(), OmegaConf.create(
+        {"variant": "torch", "beta1": 0.9, "beta2": 0.999, "eps": 1e-4}), 1e-3)
+    generator = torch.Generator(device).manual_seed(0)
+    x = torch.rand(batch, 784, generator=generator, device=device)
+    shapes = linear_shapes(model, lambda: model.log_weights(x, k))
+    flops = 3 * forward_flops(shapes)
+    seconds = timed(lambda: train_step(model, optimizer, objective, x, k, generator), device, min_seconds)
+    ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds)
+    return {"what": "train", "layers": layers, "k": k, "batch": batch, "step_ms": seconds * 1e3,
+            "gflops": flops / seconds / 1e9, "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling}
+
+
+def bench_evaluation(layers: int, k: int, examples: int, device: torch.device, min_seconds: float) -> dict[str, Any]:
+    """k-sample NLL evaluation (20 examples a minibatch, chunks of 500 samples): time per test example."""
+    model = build_model(OmegaConf.create(ARCHITECTURES[layers]), torch.full((784,), 0.13), seed=0).to(device)
+    generator = torch.Generator(device).manual_seed(0)
+    x = (torch.rand(examples, 784, generator=generator, device=device) < 0.13).float()
+    chunk, batch = 500, 20
+    shapes = linear_shapes(model, lambda: model.log_weights(x[:batch], chunk))
+    flops = forward_flops(shapes) * (k / chunk) * (examples / batch)
+    seconds = timed(lambda: log_likelihood_estimates(model, x, k, generator, batch, chunk, progress=False),
+                    device, min_seconds, warmup=1)
+    ceiling = matmul_ceiling(shapes, device, training=False, min_seconds=min_seconds)
+    return {"what": f"eval k={k}", "layers": layers, "k": k, "batch": batch, "step_ms": seconds / examples * 1e3,
+            "gflops": flops / seconds / 1e9, "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling}
+
+
+def project_table1_hours(results: list[dict[str, Any]], batch: int) -> float:
+    """Hours for the paper's whole Table 1 (24 models, 3,280 passes each, k=5000 test NLL) at these speeds."""
+    step = {(r["layers"], r["k"]): r["step_ms"] / 1e3 for r in results if r["what"] == "train"}
+    per_example_eval = {r["layers"]: r["step_ms"] / 1e3 for r in results if r["what"].startswith("eval")}
+    seconds = 0.0
+    for train_examples in (MNIST_TRAIN, OMNIGLOT_TRAIN):
+        for (layers, _k), s in step.items():
+            seconds += 2 * PAPER_PASSES * (train_examples // batch) * s  # VAE and IWAE share the cost per step
+            seconds += 2 * TEST * per_example_eval.get(layers, 0.0)
+    return seconds / 3600
+
+
+@user_facing
+def bench_task(cfg: DictConfig) -> dict[str, Any]:
+    """Benchmark on CPU (and on CUDA when present); print a table and write outputs/bench/bench.json."""
+    configure_torch(cfg.get("threads"))
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if cfg.device != "auto":
+        devices = [resolve_device(cfg.device)]
+    report: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+                              "threads": torch.get_num_threads(), "devices": {}}
+    for device in devices:
+        results = [bench_training(l, k, int(cfg.batch), device, float(cfg.min_seconds))
+                   for l in cfg.depths for k in cfg.ks]
+        results += [bench_evaluation(l, int(cfg.eval_k), int(cfg.eval_examples), device, float(cfg.min_seconds))
+                    for l in cfg.depths]
+        name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+        hours = project_table1_hours(results, int(cfg.batch)) if set(cfg.ks) >= {1, 5, 50} else None
+        report["devices"][name] = {"results": results, "table1_paper_schedule_hours": hours}
+        table = pd.DataFrame(results)
+        print(f"\n== {name} ({torch.get_num_threads()} CPU threads) ==")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        if hours is not None:
+            print(f"projected: the paper's Table 1 (24 models x 3,280 passes + k=5000 test NLL) = {hours:.1f} h "
+                  "one model at a time on this device")
+    out = Path(cfg.output_root) / "bench" / "bench.json"
+    atomic_write_json(out, report)
+    print(f"\nwritten: {out}")
+    return report
