@@ -193,7 +193,7 @@ class IWAEModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples from the model, returned as decoder means (pixel probabilities), [n, 784]."""
         param = next(self.parameters())
-        like = dict(generator=generator, device=param.device, dtype=param.dtype)  # a float64 model samples too
+        like = dict(generator=generator, device=param.device, dtype=param.dtype)  # float64 models too
         h = torch.randn(n, self.arch.latent_units[-1], **like)
         for l in range(self.n_layers - 1, 0, -1):
             mean, log_std = self.decoders[l](h)

@@ -11,9 +11,12 @@ from .errors import ConfigError
 
 
 class OriginalCodeAdam(torch.optim.Optimizer):
-    """Adam as written in the authors' optimizers.py, which differs from Kingma & Ba in three places:
-    the second moment starts at ONES, eps is added to sqrt(v) (not inside it), and the bias correction is folded
-    into the step size, alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), with t counting from 1.
+    """Adam as written in the authors' optimizers.py (yburda/iwae), which differs from Kingma & Ba in four places:
+    the second moment starts at ONES; eps is added to sqrt(v), not inside it; the bias correction is folded into
+    the step size, alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) with t counting from 1; and, because all
+    of a Theano function's updates are computed from the values before the call, step t moves the parameters
+    with the moments of step t-1 (m_0 = 0, so the first call does not move them):
+        p_t = p_{t-1} - alpha_t * m_{t-1} / (sqrt(v_{t-1}) + eps);  m_t, v_t = the usual moving averages.
     """
 
     def __init__(self, params: Iterable, lr: float, betas: tuple[float, float], eps: float):
@@ -39,13 +42,13 @@ class OriginalCodeAdam(torch.optim.Optimizer):
             t = float(states[0]["step"]) + 1
             for s in states:
                 s["step"] += 1
-            torch._foreach_lerp_(ms, grads, 1 - beta1)  # m = beta1 m + (1 - beta1) g
-            torch._foreach_mul_(vs, beta2)
-            torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)  # v = beta2 v + (1 - beta2) g^2
             alpha = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
             denom = torch._foreach_sqrt(vs)
             torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(params, ms, denom, -alpha)
+            torch._foreach_addcdiv_(params, ms, denom, -alpha)  # with m_{t-1}, v_{t-1}: the code's one-step lag
+            torch._foreach_lerp_(ms, grads, 1 - beta1)  # m = beta1 m + (1 - beta1) g
+            torch._foreach_mul_(vs, beta2)
+            torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)  # v = beta2 v + (1 - beta2) g^2
 
 
 def build_optimizer(params: Iterable, optim_config, lr: float) -> torch.optim.Optimizer:
@@ -55,7 +58,11 @@ def build_optimizer(params: Iterable, optim_config, lr: float) -> torch.optim.Op
     if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0:
         raise ConfigError(f"optim needs 0 <= beta1, beta2 < 1 and eps > 0, got betas={betas} eps={eps}")
     if optim_config.variant == "torch":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, foreach=True)
+        params = list(params)
+        try:  # one fused kernel per step: a quarter of a k=1 step's time on a 2-core CPU (see `iwae bench`)
+            return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
+        except (RuntimeError, ValueError):  # torch < 2.4 has no fused Adam on CPU
+            return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, foreach=True)
     if optim_config.variant == "original_code":
         return OriginalCodeAdam(params, lr=lr, betas=betas, eps=eps)
     raise ConfigError(f"unknown optim.variant={optim_config.variant}; use optim=paper or optim=original_code")

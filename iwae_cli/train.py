@@ -172,7 +172,7 @@ class Trainer:
             ckpt.check_fingerprint(path, state["config"], self.fingerprint)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
+            self.generator.set_state(state["generator"].cpu())  # generator states are CPU byte tensors, even CUDA's
             self.position = Position(**state["position"])
             log.info("resuming %s at stage %d, pass %d", self.run_dir, self.position.stage, self.position.passes_done)
         elif parent_checkpoint is not None:
@@ -284,18 +284,29 @@ class Trainer:
         pos.step_in_epoch, pos.epoch_bound_sum, pos.epoch_examples = 0, 0.0, 0
 
 
-def run_training(cfg: DictConfig, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None = None) -> Trainer:
-    """Train (or resume, or skip if finished) the run in run_dir; records status and training metrics."""
+def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse (RunError) a run directory whose checkpoint belongs to another configuration, before anything in
+    it is touched."""
+    path = run_dir / ckpt.CHECKPOINT_NAME
+    if path.exists():
+        ckpt.check_fingerprint(path, ckpt.load_checkpoint(path)["config"], ckpt.fingerprint(cfg))
+
+
+def run_training(
+    cfg: DictConfig, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None = None
+) -> Trainer:
+    """Train (or resume, or skip if finished) the run in run_dir; records config, status and training metrics."""
     validate_config(cfg)
+    check_resumable(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
     record_metrics(run_dir, {"run": run_summary(cfg)})
-    trainer = Trainer(cfg, run_dir, parent_checkpoint)
-    if trainer.finished:
-        log.info("%s has finished its schedule; not training again", run_dir)
-        return trainer
-    write_status(run_dir, "running")
     try:
+        trainer = Trainer(cfg, run_dir, parent_checkpoint)
+        if trainer.finished:
+            log.info("%s has finished its schedule; not training again", run_dir)
+            return trainer
+        write_status(run_dir, "running")
         trainer.fit(float(cfg.checkpoint_minutes), _progress_enabled(cfg), resume_hint)
     except Interrupted as e:
         write_status(run_dir, "interrupted", str(e))

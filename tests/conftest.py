@@ -114,11 +114,19 @@ class IwaeCli:
         self.root = root
 
     def __call__(self, *args: str, ok: bool = True):
+        import torch
+        from hydra.core.hydra_config import HydraConfig
         from typer.testing import CliRunner
 
         from iwae_cli.cli import app
 
-        result = CliRunner().invoke(app, [str(a) for a in args])
+        HydraConfig.instance().cfg = None  # as in a fresh process: no HydraConfig from an earlier command
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny models: as fast as two, and far faster on a busy machine
+        try:
+            result = CliRunner().invoke(app, [str(a) for a in args])
+        finally:
+            torch.set_num_threads(threads)
         output = result.stdout + result.stderr
         assert "Traceback" not in output, output
         if ok:

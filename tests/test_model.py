@@ -24,7 +24,9 @@ TWO_LAYERS = Architecture(
     decoder_hidden=((200, 200), (100, 100)),
 )
 SMALL_1 = Architecture(latent_units=(3,), encoder_hidden=((7, 5),), decoder_hidden=((6,),), x_dim=10)
-SMALL_2 = Architecture(latent_units=(4, 3), encoder_hidden=((7,), (5,)), decoder_hidden=((6,), (5, 4)), x_dim=10)
+SMALL_2 = Architecture(
+    latent_units=(4, 3), encoder_hidden=((7,), (5,)), decoder_hidden=((6,), (5, 4)), x_dim=10
+)
 
 
 def linear_shapes(module: nn.Module) -> list[tuple[int, int]]:
@@ -74,9 +76,9 @@ def bernoulli_logits(layer, h: torch.Tensor) -> torch.Tensor:
 def reference_log_joint(model: IWAEModel, x: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
     """log p(x, h) with torch.distributions, independent of the model's own density code."""
     log_p = Normal(0.0, 1.0).log_prob(hs[-1]).sum(-1)
-    for l in range(1, len(hs)):
-        mean, std = gaussian_params(model.decoders[l], hs[l])
-        log_p = log_p + Normal(mean, std).log_prob(hs[l - 1]).sum(-1)
+    for i in range(1, len(hs)):
+        mean, std = gaussian_params(model.decoders[i], hs[i])
+        log_p = log_p + Normal(mean, std).log_prob(hs[i - 1]).sum(-1)
     logits = bernoulli_logits(model.decoders[0], hs[0])
     return log_p + Bernoulli(logits=logits).log_prob(x.expand_as(logits)).sum(-1)
 
@@ -124,7 +126,9 @@ def test_layer_configs_build_the_paper_architectures(layers, arch):
 
 
 def test_architecture_from_config_rejects_inconsistent_sizes():
-    bad_lengths = OmegaConf.create({"latent_units": [100, 50], "encoder_hidden": [[200]], "decoder_hidden": [[2]]})
+    bad_lengths = OmegaConf.create(
+        {"latent_units": [100, 50], "encoder_hidden": [[200]], "decoder_hidden": [[2]]}
+    )
     with pytest.raises(ConfigError, match="latent_units has 2 layers"):
         Architecture.from_config(bad_lengths)
     non_positive = OmegaConf.create({"latent_units": [0], "encoder_hidden": [[2]], "decoder_hidden": [[2]]})
@@ -281,10 +285,10 @@ def test_sample_posterior_with_noise_is_the_reparameterisation(arch):
     assert log_q.shape == (k, 3)
     # by hand: h_l = mean(h_{l-1}) + std(h_{l-1}) * eps_l, log q = sum_l log N(h_l; mean, std)
     h_prev, expected_log_q = x, torch.zeros(k, 3, dtype=torch.float64)
-    for l, layer in enumerate(model.encoders):
+    for i, layer in enumerate(model.encoders):
         mean, std = gaussian_params(layer, h_prev)
-        expected = mean + std * noise[l]
-        torch.testing.assert_close(hs[l], expected, rtol=1e-12, atol=1e-12)
+        expected = mean + std * noise[i]
+        torch.testing.assert_close(hs[i], expected, rtol=1e-12, atol=1e-12)
         expected_log_q = expected_log_q + Normal(mean, std).log_prob(expected).sum(-1)
         h_prev = expected
     torch.testing.assert_close(log_q, expected_log_q, rtol=1e-12, atol=1e-10)

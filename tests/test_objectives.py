@@ -22,7 +22,9 @@ from iwae_cli.objectives import (
 
 F64 = torch.float64
 SMALL_1 = Architecture(latent_units=(3,), encoder_hidden=((8,),), decoder_hidden=((8,),), x_dim=10)
-SMALL_2 = Architecture(latent_units=(4, 3), encoder_hidden=((8,), (6,)), decoder_hidden=((8,), (6,)), x_dim=10)
+SMALL_2 = Architecture(
+    latent_units=(4, 3), encoder_hidden=((8,), (6,)), decoder_hidden=((8,), (6,)), x_dim=10
+)
 TINY_1 = Architecture(latent_units=(2,), encoder_hidden=((8,),), decoder_hidden=((8,),), x_dim=6)
 TINY_2 = Architecture(latent_units=(3, 2), encoder_hidden=((8,), (6,)), decoder_hidden=((8,), (6,)), x_dim=6)
 
@@ -72,7 +74,9 @@ def flat(gs: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in gs])
 
 
-def assert_same(a: list[torch.Tensor], b: list[torch.Tensor], rtol: float = 1e-10, atol: float = 1e-12) -> None:
+def assert_same(
+    a: list[torch.Tensor], b: list[torch.Tensor], rtol: float = 1e-10, atol: float = 1e-12
+) -> None:
     torch.testing.assert_close(flat(a), flat(b), rtol=rtol, atol=atol)
 
 
@@ -108,7 +112,9 @@ def test_importance_weighted_bound_is_at_least_the_elbo():
 def test_multi_sample_bound_groups():
     g = torch.Generator().manual_seed(2)
     log_w = 2 * torch.randn(12, 4, generator=g, dtype=F64)
-    torch.testing.assert_close(multi_sample_bound(log_w, 1), importance_weighted_bound(log_w), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        multi_sample_bound(log_w, 1), importance_weighted_bound(log_w), rtol=0, atol=1e-12
+    )
     torch.testing.assert_close(multi_sample_bound(log_w, 12), elbo(log_w), rtol=0, atol=1e-12)
     # M = 3 groups of K = 4 consecutive samples
     expected = torch.stack([importance_weighted_bound(log_w[4 * m : 4 * m + 4]) for m in range(3)]).mean(0)
@@ -240,8 +246,8 @@ def test_ciwae_endpoints_and_mixture():
 
 
 def path_gradient(model: IWAEModel, x, k: int, noise, power: int) -> list[torch.Tensor]:
-    """Encoder gradient of -mean_b sum_i w~_i^power (d log w_i / d h_i)(d h_i / d phi), log q's parameters held
-    constant: power 1 is STL, power 2 is DReG. Written from the formula, without the estimators' code."""
+    """Encoder gradient of -mean_b sum_i w~_i^power (d log w_i / d h_i)(d h_i / d phi), log q's parameters
+    held constant: power 1 is STL, power 2 is DReG. Written from the formula, without the estimators' code."""
     enc = encoder_params(model)
     hs, _ = model.sample_posterior(x, k, noise)
     leaves = [h.detach().requires_grad_() for h in hs]
@@ -290,13 +296,15 @@ def test_dreg_decoder_gradient_is_iwae_and_encoder_gradient_is_doubly_reparamete
 
 
 def test_dreg_backward_fills_the_same_grads_as_autograd_grad():
-    """Training calls loss.backward(): the hook that squares the weights must act there too (and only once)."""
+    """Training calls loss.backward(): the hook that squares the weights acts there too (and only once)."""
     model = random_model(SMALL_2, seed=8)
     x = binary_x(2, 10)
     noise = make_noise(model, 4, 2, seed=1)
     expected = flat(path_gradient(model, x, 4, noise, power=2))
     run(model, "dreg", x, 4, noise).loss.backward()
-    torch.testing.assert_close(flat([p.grad for p in encoder_params(model)]), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        flat([p.grad for p in encoder_params(model)]), expected, rtol=1e-10, atol=1e-12
+    )
 
 
 def encoder_gradient_draws(model, name: str, x, k: int, n: int, seed: int) -> torch.Tensor:

@@ -20,15 +20,19 @@ F64 = torch.float64
 
 def make_params(seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(4, 3, generator=g, dtype=F64).requires_grad_(), torch.randn(5, generator=g, dtype=F64)
-            .requires_grad_()]
+    return [
+        torch.randn(4, 3, generator=g, dtype=F64).requires_grad_(),
+        torch.randn(5, generator=g, dtype=F64).requires_grad_(),
+    ]
 
 
 def gradient_sequence(n_steps: int, shapes, seed: int = 1) -> list[list[torch.Tensor]]:
     """Gradients of varying sign and size (some large, some tiny), one list per step."""
     g = torch.Generator().manual_seed(seed)
-    return [[torch.randn(s, generator=g, dtype=F64) * 10 ** torch.randint(-3, 2, s, generator=g) for s in shapes]
-            for _ in range(n_steps)]
+    return [
+        [torch.randn(s, generator=g, dtype=F64) * 10 ** torch.randint(-3, 2, s, generator=g) for s in shapes]
+        for _ in range(n_steps)
+    ]
 
 
 def apply(optimizer: torch.optim.Optimizer, params, grads_per_step) -> None:
@@ -39,16 +43,17 @@ def apply(optimizer: torch.optim.Optimizer, params, grads_per_step) -> None:
 
 
 def reference_original_adam(params, grads_per_step, lr: float, b1: float, b2: float, eps: float):
-    """The authors' update written out: m, v (v starts at ONES), alpha_t = lr sqrt(1-b2^t)/(1-b1^t), t from 1."""
+    """The authors' update: m, v (v starts at ONES), alpha_t = lr sqrt(1-b2^t)/(1-b1^t), t from 1, and the
+    parameters moved with the moments from before the call (Theano computes every update from the old values)."""
     ps = [p.detach().clone() for p in params]
     ms = [torch.zeros_like(p) for p in ps]
     vs = [torch.ones_like(p) for p in ps]
     for t, step_grads in enumerate(grads_per_step, start=1):
         alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         for i, g in enumerate(step_grads):
+            ps[i] = ps[i] - alpha * ms[i] / (torch.sqrt(vs[i]) + eps)
             ms[i] = b1 * ms[i] + (1 - b1) * g
             vs[i] = b2 * vs[i] + (1 - b2) * g * g
-            ps[i] = ps[i] - alpha * ms[i] / (torch.sqrt(vs[i]) + eps)
     return ps
 
 
@@ -136,14 +141,18 @@ def test_original_code_adam_matches_the_authors_update(b1, b2, eps, lr):
     assert max((p - q).abs().max() for p, q in zip(params, torch_params, strict=True)) > 1e-4
 
 
-def test_original_code_adam_first_step_is_tiny_for_small_gradients():
-    """With v0 = 1 the first step is alpha_1 (1-b1) g / (sqrt(b2 + (1-b2) g^2) + eps), not ~lr sign(g)."""
+def test_original_code_adam_lags_one_step_and_its_second_step_is_tiny_for_small_gradients():
+    """m_0 = 0: the first call does not move; the second moves by alpha_2 (1-b1) g_1 / (sqrt(b2 + (1-b2) g_1^2)
+    + eps) with v_0 = 1 -- not ~lr sign(g) as Kingma & Ba's Adam would."""
     p = torch.zeros(3, dtype=F64, requires_grad=True)
     opt = OriginalCodeAdam([p], lr=1e-3, betas=(0.99, 0.999), eps=1e-4)
     g = torch.tensor([1e-3, -0.5, 20.0], dtype=F64)
     p.grad = g.clone()
     opt.step()
-    alpha = 1e-3 * math.sqrt(1 - 0.999) / (1 - 0.99)
+    assert torch.equal(p.detach(), torch.zeros(3, dtype=F64))
+    p.grad = torch.full((3,), 123.0, dtype=F64)  # the second gradient only enters the moments
+    opt.step()
+    alpha = 1e-3 * math.sqrt(1 - 0.999**2) / (1 - 0.99**2)
     expected = -alpha * 0.01 * g / (torch.sqrt(0.999 + 0.001 * g * g) + 1e-4)
     torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=0)
 
@@ -154,6 +163,7 @@ def test_original_code_adam_skips_parameters_without_gradient():
     opt = OriginalCodeAdam([a, b], lr=1e-2, betas=(0.9, 0.999), eps=1e-4)
     a.grad = torch.ones_like(a)
     opt.step()
+    opt.step()  # the authors' update moves with the previous step's moments: the second call moves `a`
     assert not torch.equal(a.detach(), a0)
     assert torch.equal(b.detach(), b0)
     assert b not in opt.state or not opt.state[b]
@@ -165,7 +175,9 @@ def test_original_code_adam_skips_parameters_without_gradient():
 def test_original_code_adam_param_groups_have_their_own_learning_rate():
     a, b = make_params(6)
     grads = gradient_sequence(3, [a.shape, b.shape], seed=7)
-    opt = OriginalCodeAdam([{"params": [a]}, {"params": [b], "lr": 0.1}], lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+    opt = OriginalCodeAdam(
+        [{"params": [a]}, {"params": [b], "lr": 0.1}], lr=1e-3, betas=(0.9, 0.999), eps=1e-4
+    )
     exp_a = reference_original_adam([a], [[g[0]] for g in grads], 1e-3, 0.9, 0.999, 1e-4)[0]
     exp_b = reference_original_adam([b], [[g[1]] for g in grads], 0.1, 0.9, 0.999, 1e-4)[0]
     apply(opt, [a, b], grads)

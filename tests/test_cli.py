@@ -1,0 +1,241 @@
+"""The `iwae` command line: help, Hydra features (--cfg, run dirs, -m sweeps, launchers), analysis."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SMOKE = ("schedule=smoke", "progress=false")
+RUN_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "checkpoint.pt", "config.yaml",
+             "metrics.json", "status.json", "train_log.csv", "samples.png", "learning_curve.png")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def section(text: str, start: str, end: str | None) -> list[str]:
+    body = text.split(start, 1)[1]
+    if end is not None:
+        body = body.split(end, 1)[0]
+    return [line for line in body.splitlines() if line.strip()]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+# ------------------------------------------------------------------------------------------ help and config
+
+
+def test_help_lists_every_subcommand_with_a_summary(iwae_cli) -> None:
+    result = iwae_cli("--help")
+    commands = {}
+    for line in section(result.stdout, "Commands:", None):
+        name, _, summary = line.strip().partition(" ")
+        commands[name] = summary.strip()
+    for name in ("train", "eval-nll", "active-units", "switch-objective", "runs", "data"):
+        assert commands.get(name), f"{name} missing or without a summary in:\n{result.stdout}"
+    assert all(commands.values()), commands
+
+
+def test_no_arguments_shows_the_help(iwae_cli) -> None:
+    result = iwae_cli(ok=False)
+    assert "Commands:" in result.stdout + result.stderr
+
+
+def test_train_help_is_hydras_and_lists_the_config_groups(iwae_cli, output_root: Path) -> None:
+    result = iwae_cli("train", "--help")
+    groups = section(result.stdout, "== Configuration groups ==", "== Config ==")
+    listed = {line.split(":")[0].strip(): line.split(":", 1)[1] for line in groups if ":" in line}
+    for group in ("dataset", "model", "layers", "schedule", "optim"):
+        assert group in listed, result.stdout
+    assert "mnist" in listed["dataset"] and "smoke" in listed["schedule"] and "iwae" in listed["model"]
+    assert "iwae train" in result.stdout
+    assert not output_root.exists()
+
+
+def test_cfg_job_prints_the_config_and_trains_nothing(iwae_cli, output_root: Path) -> None:
+    result = iwae_cli("train", "--cfg", "job", "k=7", "layers=2")
+    assert re.search(r"^k: 7$", result.stdout, re.M), result.stdout
+    assert re.search(r"^arch:$", result.stdout, re.M)
+    assert "latent_units:\n  - 100\n  - 50" in result.stdout
+    assert not output_root.exists()
+
+
+def test_python_dash_m_help(cli_env: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "iwae_cli", "--help"], env=cli_env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "train" in result.stdout and "eval-nll" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------ run directories
+
+
+def test_hydra_run_dir_chooses_where_the_run_goes(iwae_cli, tmp_path: Path, output_root: Path) -> None:
+    target = tmp_path / "somewhere" / "deeper"
+    result = iwae_cli("train", *SMOKE, f"hydra.run.dir={target}")
+    for name in RUN_FILES:
+        assert (target / name).is_file(), name
+    assert read_json(target / "status.json")["state"] == "done"
+    assert str(target) in result.stdout
+    assert not (output_root / "runs").exists()
+
+
+def test_sweep_with_joblib_via_the_console_script(
+    iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path
+) -> None:
+    # hydra.sweep.dir is given explicitly: see test_sweep_without_naming_the_sweep_dir for why
+    command = [str(iwae_script), "train", "-m", *SMOKE, "model=vae,iwae", "k=1,5", "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={output_root}/runs"]
+    result = subprocess.run(command, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for model in ("vae", "iwae"):
+        for k in (1, 5):
+            run = output_root / "runs" / f"mnist/L1-{model}-k{k}/smoke-paper-seed0"
+            assert read_json(run / "status.json")["state"] == "done", run
+            summary = read_json(run / "metrics.json")["run"]
+            assert (summary["objective"], summary["k"]) == (model, k)
+            assert (run / ".hydra" / "overrides.yaml").is_file()
+    runs = sorted(p.parent for p in (output_root / "runs").rglob("status.json"))
+    assert len(runs) == 4, runs
+
+
+@pytest.mark.xfail(
+    reason="bug: conf/common.yaml output_root=${oc.env:IWAE_OUTPUT_ROOT,${hydra:runtime.cwd}/outputs} is "
+    "used by hydra.sweep.dir, which the sweeper resolves before HydraConfig is set: any `iwae train -m ...` "
+    "without an output_root= override dies with 'InterpolationResolutionError: HydraConfig was not set' "
+    "(a traceback)",
+    strict=True,
+)
+def test_sweep_without_naming_the_sweep_dir(
+    iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path
+) -> None:
+    result = subprocess.run([str(iwae_script), "train", "-m", *SMOKE, "k=1"], env=cli_env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-2000:]
+    status = read_json(output_root / "runs" / "mnist/L1-iwae-k1/smoke-paper-seed0/status.json")
+    assert status["state"] == "done"
+
+
+def test_sweep_with_submitit_local(iwae_cli, output_root: Path) -> None:
+    iwae_cli("train", "-m", *SMOKE, "model=vae", "k=1,5", "hydra/launcher=submitit_local",
+             "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={output_root}/runs")
+    for k in (1, 5):
+        run = output_root / "runs" / f"mnist/L1-vae-k{k}/smoke-paper-seed0"
+        assert read_json(run / "status.json")["state"] == "done", run
+        assert len((run / "train_log.csv").read_text().splitlines()) == 3
+
+
+# ---------------------------------------------------------------------------------------- analysis commands
+
+
+def test_eval_nll_prints_one_line_and_records_it(iwae_cli, smoke_run: Path) -> None:
+    before = read_json(smoke_run / "metrics.json")
+    result = iwae_cli("eval-nll", f"run={smoke_run}", "k=20", "examples=100", "progress=false")
+    lines = [line for line in result.stdout.splitlines() if "NLL" in line]
+    assert len(lines) == 1, result.stdout
+    match = re.search(r"test NLL = (\d+\.\d+) ± (\d+\.\d+) nats \(k=20, n=100\)", lines[0])
+    assert match, lines[0]
+    assert str(smoke_run) in lines[0]
+    metrics = read_json(smoke_run / "metrics.json")
+    recorded = metrics["test_nll"]
+    assert recorded["k"] == 20 and recorded["n"] == 100
+    assert f"{recorded['nll']:.2f}" == match[1] and f"{recorded['standard_error']:.2f}" == match[2]
+    assert 50 < recorded["nll"] < 300 and recorded["standard_error"] > 0
+    assert metrics["run"] == before["run"] and metrics["train"] == before["train"]
+    assert (smoke_run / "log_likelihoods_test.pt").is_file()
+
+    again = iwae_cli("eval-nll", f"run={smoke_run}", "k=20", "examples=100", "progress=false")
+    assert lines[0] in again.stdout  # seeded: the same estimate
+
+
+def test_eval_nll_without_run_uses_the_latest(iwae_cli, smoke_run: Path, output_root: Path) -> None:
+    import os
+
+    older = output_root / "runs" / "mnist/L1-iwae-k5/smoke-paper-seed1"
+    shutil.copytree(smoke_run, older)
+    os.utime(older / "checkpoint.pt", (1_000_000_000, 1_000_000_000))
+    os.utime(smoke_run / "checkpoint.pt", (2_000_000_000, 2_000_000_000))
+    result = iwae_cli("eval-nll", "k=3", "examples=10", "split=valid", "progress=false")
+    assert str(smoke_run) in result.stdout and "valid NLL" in result.stdout
+    assert read_json(smoke_run / "metrics.json")["valid_nll"]["n"] == 10
+    assert "valid_nll" not in read_json(older / "metrics.json")
+
+
+def test_active_units(iwae_cli, smoke_run: Path) -> None:
+    before = read_json(smoke_run / "metrics.json")
+    result = iwae_cli("active-units", f"run={smoke_run}", "examples=200")
+    match = re.search(r"active units (\d+)", result.stdout)
+    assert match, result.stdout
+    assert (smoke_run / "active_units.png").stat().st_size > 0
+    metrics = read_json(smoke_run / "metrics.json")
+    au = metrics["active_units"]
+    assert au["counts"] == [int(match[1])] and 0 <= au["counts"][0] <= 50
+    assert au["examples"] == 200 and len(au["A_u"]) == 1 and len(au["A_u"][0]) == 50
+    assert sum(a > au["threshold"] for a in au["A_u"][0]) == au["counts"][0]
+    assert metrics["run"] == before["run"]
+
+
+def test_switch_objective_continues_the_parent(iwae_cli) -> None:
+    iwae_cli("train", *SMOKE, "model=vae", "k=1")
+    parent = iwae_cli.run_dir("mnist/L1-vae-k1/smoke-paper-seed0")
+    parent_before = (parent / "checkpoint.pt").read_bytes()
+    iwae_cli("switch-objective", f"run={parent}", "model=iwae", "k=5", "progress=false")
+    child = parent / "switch-iwae-k5"
+    assert read_json(child / "status.json")["state"] == "done"
+    log = (child / "train_log.csv").read_text().splitlines()
+    assert len(log) == 2 and ",0.0001," in log[1]  # smoke: switch_passes [1] at 1e-4
+    config = (child / "config.yaml").read_text()
+    assert f"parent: {parent}" in config
+    assert read_json(child / "metrics.json")["run"]["parent"] == str(parent)
+    assert read_json(child / "metrics.json")["run"]["objective"] == "iwae"
+    assert (parent / "checkpoint.pt").read_bytes() == parent_before
+
+    p, c = load_checkpoint(parent), load_checkpoint(child)
+    steps = {float(s["step"]) for s in p["optimizer"]["state"].values()}
+    child_steps = {float(s["step"]) for s in c["optimizer"]["state"].values()}
+    assert steps == {40.0} and child_steps == {60.0}  # Adam's state carried over: 2 x 20 steps, then 20 more
+    # 20 steps at lr 1e-4 move each parameter a little from the parent's, far less than a fresh start would
+    assert all((c["model"][key] - p["model"][key]).abs().max() < 1e-2 for key in p["model"])
+    assert not all(torch.equal(c["model"][key], p["model"][key]) for key in p["model"])
+
+    listing = iwae_cli("runs").stdout
+    assert "mnist/L1-vae-k1/smoke-paper-seed0/switch-iwae-k5" in listing
+
+
+def test_runs_lists_run_directories_with_their_state(iwae_cli, smoke_run: Path, output_root: Path) -> None:
+    runs = output_root / "runs"
+    killed = runs / "mnist/L1-iwae-k5/smoke-paper-seed7"
+    failed = runs / "mnist/L1-iwae-k5/smoke-paper-seed8"
+    for target, state in ((killed, "running"), (failed, "failed")):
+        shutil.copytree(smoke_run, target)
+        status = read_json(target / "status.json")
+        status.update(state=state, pid=dead_pid())
+        (target / "status.json").write_text(json.dumps(status))
+    result = iwae_cli("runs")
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert rows["mnist/L1-iwae-k5/smoke-paper-seed0"][1] == "done"
+    assert rows["mnist/L1-iwae-k5/smoke-paper-seed7"][1] == "interrupted"  # "running", its process gone
+    assert rows["mnist/L1-iwae-k5/smoke-paper-seed8"][1] == "failed"
+    assert result.stdout.splitlines()[0].split()[:3] == ["run", "state", "dataset"]
+
+
+def test_runs_on_an_empty_root(iwae_cli, output_root: Path) -> None:
+    assert "no runs under" in iwae_cli("runs").stdout

@@ -1,0 +1,270 @@
+"""Stop real `iwae` processes with real signals, resume them, compare with uninterrupted runs bit for bit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+# 2 x 200 steps, a checkpoint every ~0.12 s: long enough to be killed mid-way, a few seconds in all
+TRAIN_ARGS = ("train", "schedule=smoke", "schedule.train_examples=4000", "schedule.passes=[1,1]",
+              "schedule.learning_rates=[1e-3,5e-4]", "checkpoint_minutes=0.002", "progress=false",
+              "threads=1")
+RUN = "mnist/L1-iwae-k5/smoke-paper-seed0"
+TIMEOUT = 240
+
+
+def environment(data_dir: Path, output_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "OC_CAUSE")}
+    env.update(IWAE_DATA_DIR=str(data_dir), IWAE_OUTPUT_ROOT=str(output_root), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _default_sigint() -> None:  # as in a terminal, even if the test runner was started with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Process:
+    """`iwae <args>` in the background, stdout and stderr to files."""
+
+    def __init__(self, script: Path, args: tuple[str, ...], env: dict[str, str], logs: Path):
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = logs / "stdout", logs / "stderr"
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.popen = subprocess.Popen([str(script), *args], env=env, cwd=logs, stdout=out, stderr=err,
+                                          preexec_fn=_default_sigint)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def wait(self) -> int:
+        return self.popen.wait(timeout=TIMEOUT)
+
+    def wait_for(self, predicate, what: str) -> None:
+        """Poll until predicate() holds; fail if the process ends first."""
+        deadline = time.monotonic() + TIMEOUT
+        while not predicate():
+            assert self.popen.poll() is None, f"ended before {what}:\n{self.stdout}\n{self.stderr}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)
+
+    def succeed(self) -> None:
+        assert self.wait() == 0, f"{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
+        assert "Traceback" not in self.stderr
+
+
+def run_iwae(script: Path, args, env: dict[str, str], logs: Path) -> Process:
+    process = Process(script, tuple(args), env, logs)
+    process.succeed()
+    return process
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def bound_columns(run_dir: Path) -> list[tuple[str, ...]]:
+    with open(run_dir / "train_log.csv", newline="") as f:
+        columns = ("stage", "epoch", "passes_done", "learning_rate", "train_bound", "valid_bound")
+        return [tuple(row[c] for c in columns) for row in csv.DictReader(f)]
+
+
+def assert_same_run(resumed: Path, reference: Path) -> None:
+    """Bit-identical parameters, optimiser state and generator; identical per-epoch bounds."""
+    a, b = load_checkpoint(resumed), load_checkpoint(reference)
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys()
+    for index in state_a:
+        for name, value in state_a[index].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[index][name])), (index, name)
+    assert torch.equal(a["generator"], b["generator"])
+    assert a["position"]["passes_done"] == b["position"]["passes_done"] == 2
+    assert bound_columns(resumed) == bound_columns(reference)
+    assert len(bound_columns(resumed)) == 2
+    keys = ("final_train_bound", "final_valid_bound", "passes_done")
+    train_a, train_b = (read_json(d / "metrics.json")["train"] for d in (resumed, reference))
+    assert [train_a[k] for k in keys] == [train_b[k] for k in keys]
+    assert read_json(resumed / "status.json")["state"] == "done"
+
+
+class Reference:
+    """An uninterrupted run, started in the background when first requested and awaited when needed."""
+
+    def __init__(self, script: Path, args: tuple[str, ...], env: dict[str, str], root: Path):
+        self.root = root
+        self.process = Process(script, args, env, root / "logs")
+        self._done = False
+
+    def run_dir(self, name: str = RUN) -> Path:
+        if not self._done:
+            self.process.succeed()
+            self._done = True
+        return self.root / "out" / "runs" / name
+
+
+@pytest.fixture(scope="module")
+def reference_run(iwae_script: Path, shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("reference")
+    reference = Reference(iwae_script, TRAIN_ARGS, environment(shared_data_dir, root / "out"), root)
+    yield reference
+    if reference.process.popen.poll() is None:
+        reference.process.popen.kill()
+        reference.process.popen.wait()
+
+
+def checkpoint_exists(run_dir: Path):
+    return lambda: (run_dir / "checkpoint.pt").exists()
+
+
+def first_epoch_logged(run_dir: Path):
+    return lambda: (run_dir / "train_log.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sig, trigger, delay",
+    [
+        (signal.SIGTERM, checkpoint_exists, 0.3),  # in stage 1
+        (signal.SIGINT, first_epoch_logged, 0.0),  # at the stage boundary
+        (signal.SIGTERM, first_epoch_logged, 0.3),  # in stage 2
+    ],
+    ids=["term-stage1", "int-boundary", "term-stage2"],
+)
+def test_signal_stops_cleanly_and_resume_is_exact(
+    reference_run: Reference, iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path,
+    sig: signal.Signals, trigger, delay: float,
+) -> None:
+    run_dir = output_root / "runs" / RUN
+    process = Process(iwae_script, TRAIN_ARGS, cli_env, tmp_path / "first")
+    process.wait_for(trigger(run_dir), "training started")
+    time.sleep(delay)
+    assert process.popen.poll() is None, "the run finished before the signal: lengthen the schedule"
+    process.popen.send_signal(sig)
+    assert process.wait() == 130
+
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, process.stderr
+    assert lines[0].startswith(f"error: stopped by {sig.name} at stage "), lines[0]
+    assert f"checkpoint saved in {run_dir}" in lines[0]
+    assert "Resume with: iwae train " in lines[0]
+    status = read_json(run_dir / "status.json")
+    assert status["state"] == "interrupted" and f"stopped by {sig.name}" in status["message"]
+    position = load_checkpoint(run_dir)["position"]
+    assert position["stage"] < 2 and position["passes_done"] < 2
+
+    # the printed command resumes it
+    resume = shlex.split(lines[0].split("Resume with: ", 1)[1])
+    assert resume[:2] == ["iwae", "train"] and sorted(resume[2:]) == sorted(TRAIN_ARGS[1:])
+    resumed = run_iwae(iwae_script, resume[1:], cli_env, tmp_path / "resume")
+    assert "resuming" in resumed.stdout
+    assert_same_run(run_dir, reference_run.run_dir())
+
+
+@pytest.mark.parametrize("trigger, delay", [(checkpoint_exists, 0.25), (first_epoch_logged, 0.15)],
+                         ids=["stage1", "stage2"])
+def test_sigkill_then_resume_is_exact(
+    reference_run: Reference, iwae_cli, iwae_script: Path, cli_env: dict[str, str], output_root: Path,
+    tmp_path: Path, trigger, delay: float,
+) -> None:
+    run_dir = output_root / "runs" / RUN
+    process = Process(iwae_script, TRAIN_ARGS, cli_env, tmp_path / "first")
+    process.wait_for(trigger(run_dir), "training started")
+    time.sleep(delay)
+    assert process.popen.poll() is None, "the run finished before the kill: lengthen the schedule"
+    process.popen.kill()
+    assert process.wait() == -signal.SIGKILL
+
+    status = read_json(run_dir / "status.json")
+    assert status["state"] == "running" and status["pid"] == process.popen.pid
+    assert load_checkpoint(run_dir)["position"]["stage"] < 2
+    listing = iwae_cli("runs").stdout
+    row = next(line.split() for line in listing.splitlines() if line.split()[0] == RUN)
+    assert row[1] == "interrupted", listing
+
+    resumed = run_iwae(iwae_script, TRAIN_ARGS, cli_env, tmp_path / "resume")
+    assert "resuming" in resumed.stdout
+    assert_same_run(run_dir, reference_run.run_dir())
+    assert iwae_cli("runs").stdout.count(" done ") == 1
+
+
+def test_killed_while_evaluating_then_rerun_gives_the_same_metrics(
+    iwae_script: Path, cli_env: dict[str, str], shared_data_dir: Path, output_root: Path, tmp_path: Path
+) -> None:
+    args = ("train", "schedule=smoke", "progress=false", "threads=1", "evaluate=true", "eval.k=500",
+            "eval.examples=200")
+    reference_env = environment(shared_data_dir, tmp_path / "ref")
+    reference = Process(iwae_script, args, reference_env, tmp_path / "ref-logs")
+    run_dir = output_root / "runs" / RUN
+    process = Process(iwae_script, args, cli_env, tmp_path / "first")
+    # samples.png is written after training, just before the evaluation starts
+    process.wait_for(lambda: (run_dir / "samples.png").exists(), "the evaluation")
+    time.sleep(0.2)
+    assert process.popen.poll() is None, "the evaluation finished before the signal"
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.wait() != 0
+    assert "Traceback" not in process.stderr
+    metrics = read_json(run_dir / "metrics.json")
+    assert "test_nll" not in metrics, "the evaluation finished before the signal"
+    assert read_json(run_dir / "status.json")["state"] == "done"  # the training had finished
+    checkpoint = (run_dir / "checkpoint.pt").read_bytes()
+
+    run_iwae(iwae_script, args, cli_env, tmp_path / "again")
+    reference.succeed()
+    ref_dir = tmp_path / "ref" / "runs" / RUN
+    ours, theirs = read_json(run_dir / "metrics.json"), read_json(ref_dir / "metrics.json")
+    assert ours["test_nll"] == theirs["test_nll"]
+    assert ours["test_nll"]["k"] == 500 and ours["test_nll"]["n"] == 200
+    assert ours["active_units"]["counts"] == theirs["active_units"]["counts"]
+    assert ours["active_units"]["A_u"] == theirs["active_units"]["A_u"]
+    assert (run_dir / "checkpoint.pt").read_bytes() == checkpoint  # a finished run is not trained again
+    assert bound_columns(run_dir) == bound_columns(ref_dir)
+
+
+def test_interrupted_eval_nll_then_rerun(
+    smoke_run: Path, iwae_script: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    reference_dir = tmp_path / "reference-run"
+    shutil.copytree(smoke_run, reference_dir)
+    args = ("eval-nll", "k=500", "examples=300", "threads=1")
+    reference_args = (*args, f"run={reference_dir}", "progress=false")
+    reference = Process(iwae_script, reference_args, cli_env, tmp_path / "ref")
+
+    process = Process(iwae_script, (*args, f"run={smoke_run}", "progress=true"), cli_env, tmp_path / "first")
+    process.wait_for(lambda: "L_500" in process.stderr, "the progress bar")  # tqdm: the estimate has started
+    time.sleep(0.3)
+    assert process.popen.poll() is None, "the evaluation finished before the signal"
+    process.popen.send_signal(signal.SIGINT)
+    assert process.wait() == 130
+    last = [line for line in process.stderr.replace("\r", "\n").splitlines() if line.strip()][-1]
+    assert last == "error: interrupted", process.stderr
+    assert "Traceback" not in process.stderr
+    assert "test_nll" not in read_json(smoke_run / "metrics.json")
+
+    again = run_iwae(iwae_script, (*args, f"run={smoke_run}", "progress=false"), cli_env, tmp_path / "again")
+    reference.succeed()
+    ours, theirs = (read_json(d / "metrics.json")["test_nll"] for d in (smoke_run, reference_dir))
+    assert ours == theirs and ours["k"] == 500 and ours["n"] == 300
+    assert again.stdout.split(": ", 1)[1] == reference.stdout.split(": ", 1)[1]
