@@ -7,7 +7,6 @@ weight). The ceiling is the rate at which this machine runs exactly those produc
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -33,8 +32,11 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURES = {
     1: {"latent_units": [50], "encoder_hidden": [[200, 200]], "decoder_hidden": [[200, 200]]},
-    2: {"latent_units": [100, 50], "encoder_hidden": [[200, 200], [100, 100]],
-        "decoder_hidden": [[200, 200], [100, 100]]},
+    2: {
+        "latent_units": [100, 50],
+        "encoder_hidden": [[200, 200], [100, 100]],
+        "decoder_hidden": [[200, 200], [100, 100]],
+    },
 }
 MNIST_TRAIN, OMNIGLOT_TRAIN, TEST = 59_600, 24_345 - 1_345, 10_000  # examples per pass / evaluation
 PAPER_PASSES = 3_280
@@ -82,7 +84,9 @@ def timed(fn: Callable[[], Any], device: torch.device, min_seconds: float, warmu
                 return elapsed / calls
 
 
-def matmul_ceiling(shapes: list[tuple[int, int, int]], device: torch.device, training: bool, min_seconds: float) -> float:
+def matmul_ceiling(
+    shapes: list[tuple[int, int, int]], device: torch.device, training: bool, min_seconds: float
+) -> float:
     """FLOP/s of this machine on exactly the products of one step (forward, and for training both backward ones)."""
     products = []
     for rows, n_in, n_out in shapes:
@@ -101,24 +105,39 @@ def matmul_ceiling(shapes: list[tuple[int, int, int]], device: torch.device, tra
     return flops / timed(step, device, min_seconds)
 
 
-def bench_training(layers: int, k: int, batch: int, device: torch.device, min_seconds: float) -> dict[str, Any]:
+def bench_training(
+    layers: int, k: int, batch: int, device: torch.device, min_seconds: float
+) -> dict[str, Any]:
     """One configuration's training step: time, useful GFLOP/s and the ceiling at its shapes."""
     arch = OmegaConf.create(ARCHITECTURES[layers])
     model = build_model(arch, torch.full((784,), 0.13), seed=0).to(device)
     objective = get_objective(OmegaConf.create({"name": "iwae"}), k)
-    optimizer = build_optimizer(model.parameters(), OmegaConf.create(
-        {"variant": "torch", "beta1": 0.9, "beta2": 0.999, "eps": 1e-4}), 1e-3)
+    optimizer = build_optimizer(
+        model.parameters(),
+        OmegaConf.create({"variant": "torch", "beta1": 0.9, "beta2": 0.999, "eps": 1e-4}),
+        1e-3,
+    )
     generator = torch.Generator(device).manual_seed(0)
     x = torch.rand(batch, 784, generator=generator, device=device)
     shapes = linear_shapes(model, lambda: model.log_weights(x, k))
     flops = 3 * forward_flops(shapes)
     seconds = timed(lambda: train_step(model, optimizer, objective, x, k, generator), device, min_seconds)
     ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds)
-    return {"what": "train", "layers": layers, "k": k, "batch": batch, "step_ms": seconds * 1e3,
-            "gflops": flops / seconds / 1e9, "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling}
+    return {
+        "what": "train",
+        "layers": layers,
+        "k": k,
+        "batch": batch,
+        "step_ms": seconds * 1e3,
+        "gflops": flops / seconds / 1e9,
+        "ceiling_gflops": ceiling / 1e9,
+        "fraction": flops / seconds / ceiling,
+    }
 
 
-def bench_evaluation(layers: int, k: int, examples: int, device: torch.device, min_seconds: float) -> dict[str, Any]:
+def bench_evaluation(
+    layers: int, k: int, examples: int, device: torch.device, min_seconds: float
+) -> dict[str, Any]:
     """k-sample NLL evaluation (20 examples a minibatch, chunks of 500 samples): time per test example."""
     model = build_model(OmegaConf.create(ARCHITECTURES[layers]), torch.full((784,), 0.13), seed=0).to(device)
     generator = torch.Generator(device).manual_seed(0)
@@ -126,11 +145,23 @@ def bench_evaluation(layers: int, k: int, examples: int, device: torch.device, m
     chunk, batch = 500, 20
     shapes = linear_shapes(model, lambda: model.log_weights(x[:batch], chunk))
     flops = forward_flops(shapes) * (k / chunk) * (examples / batch)
-    seconds = timed(lambda: log_likelihood_estimates(model, x, k, generator, batch, chunk, progress=False),
-                    device, min_seconds, warmup=1)
+    seconds = timed(
+        lambda: log_likelihood_estimates(model, x, k, generator, batch, chunk, progress=False),
+        device,
+        min_seconds,
+        warmup=1,
+    )
     ceiling = matmul_ceiling(shapes, device, training=False, min_seconds=min_seconds)
-    return {"what": f"eval k={k}", "layers": layers, "k": k, "batch": batch, "step_ms": seconds / examples * 1e3,
-            "gflops": flops / seconds / 1e9, "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling}
+    return {
+        "what": f"eval k={k}",
+        "layers": layers,
+        "k": k,
+        "batch": batch,
+        "step_ms": seconds / examples * 1e3,
+        "gflops": flops / seconds / 1e9,
+        "ceiling_gflops": ceiling / 1e9,
+        "fraction": flops / seconds / ceiling,
+    }
 
 
 def project_table1_hours(results: list[dict[str, Any]], batch: int) -> float:
@@ -140,7 +171,9 @@ def project_table1_hours(results: list[dict[str, Any]], batch: int) -> float:
     seconds = 0.0
     for train_examples in (MNIST_TRAIN, OMNIGLOT_TRAIN):
         for (layers, _k), s in step.items():
-            seconds += 2 * PAPER_PASSES * (train_examples // batch) * s  # VAE and IWAE share the cost per step
+            seconds += (
+                2 * PAPER_PASSES * (train_examples // batch) * s
+            )  # VAE and IWAE share the cost per step
             seconds += 2 * TEST * per_example_eval.get(layers, 0.0)
     return seconds / 3600
 
@@ -152,13 +185,22 @@ def bench_task(cfg: DictConfig) -> dict[str, Any]:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     if cfg.device != "auto":
         devices = [resolve_device(cfg.device)]
-    report: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                              "threads": torch.get_num_threads(), "devices": {}}
+    report: dict[str, Any] = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "devices": {},
+    }
     for device in devices:
-        results = [bench_training(l, k, int(cfg.batch), device, float(cfg.min_seconds))
-                   for l in cfg.depths for k in cfg.ks]
-        results += [bench_evaluation(l, int(cfg.eval_k), int(cfg.eval_examples), device, float(cfg.min_seconds))
-                    for l in cfg.depths]
+        results = [
+            bench_training(depth, k, int(cfg.batch), device, float(cfg.min_seconds))
+            for depth in cfg.depths
+            for k in cfg.ks
+        ]
+        results += [
+            bench_evaluation(depth, int(cfg.eval_k), int(cfg.eval_examples), device, float(cfg.min_seconds))
+            for depth in cfg.depths
+        ]
         name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
         hours = project_table1_hours(results, int(cfg.batch)) if set(cfg.ks) >= {1, 5, 50} else None
         report["devices"][name] = {"results": results, "table1_paper_schedule_hours": hours}
@@ -166,8 +208,10 @@ def bench_task(cfg: DictConfig) -> dict[str, Any]:
         print(f"\n== {name} ({torch.get_num_threads()} CPU threads) ==")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         if hours is not None:
-            print(f"projected: the paper's Table 1 (24 models x 3,280 passes + k=5000 test NLL) = {hours:.1f} h "
-                  "one model at a time on this device")
+            print(
+                f"projected: the paper's Table 1 (24 models x 3,280 passes + k=5000 test NLL) = {hours:.1f} h "
+                "one model at a time on this device"
+            )
     out = Path(cfg.output_root) / "bench" / "bench.json"
     atomic_write_json(out, report)
     print(f"\nwritten: {out}")

@@ -45,7 +45,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.exists():
-        raise RunError(f"no checkpoint at {path}: train the run first (iwae train ...) or pass run=<a run directory>")
+        raise RunError(
+            f"no checkpoint at {path}: train the run first (iwae train ...) or pass run=<a run directory>"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
@@ -62,7 +64,9 @@ def check_fingerprint(path: Path, stored: dict[str, Any], expected: dict[str, An
     """Refuse to resume a checkpoint written under another configuration, naming what differs."""
     differing = [key for key in FINGERPRINT_KEYS if stored.get(key) != expected.get(key)]
     if differing:
-        details = "; ".join(f"{key}: {stored.get(key)} in the checkpoint vs {expected.get(key)} now" for key in differing)
+        details = "; ".join(
+            f"{key}: {stored.get(key)} in the checkpoint vs {expected.get(key)} now" for key in differing
+        )
         raise RunError(
             f"{path} holds a checkpoint of another configuration ({details[:300]}); "
             "choose another run directory (run_name=... or hydra.run.dir=...) or delete that one"

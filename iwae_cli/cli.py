@@ -64,31 +64,76 @@ def hydra_command(name: str, task_path: str, config_name: str, summary: str, exa
     app.command(name, context_settings=HYDRA_CONTEXT, add_help_option=False)(command)
 
 
-hydra_command("train", "tasks:train_task", "train", "Train a model on the paper's schedule (resumes its run).",
-              "iwae train dataset=mnist layers=2 model=iwae k=50")
-hydra_command("eval-nll", "tasks:eval_nll_task", "eval_nll", "Estimate a run's test NLL with k=5000 samples.",
-              "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0")
-hydra_command("active-units", "tasks:active_units_task", "active_units", "Count a run's active latent units.",
-              "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0")
-hydra_command("switch-objective", "tasks:switch_objective_task", "switch_objective",
-              "Continue a finished run with another objective (Table 2).",
-              "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-paper-seed0 model=iwae k=50")
-hydra_command("table1", "tables:table1_task", "table1", "Regenerate Table 1 (all cells, one sweep) with the paper's numbers.",
-              "iwae table1 profile=quick")
-hydra_command("table2", "tables:table2_task", "table2", "Regenerate Table 2 (switching objectives).",
-              "iwae table2 profile=quick")
-hydra_command("table-extra", "tables:table_extra_task", "table_extra",
-              "Compare newer estimators/bounds (STL, DReG, MIWAE, CIWAE, PIWAE, RWS) with VAE and IWAE.",
-              "iwae table-extra seeds=[0,1,2]")
-hydra_command("grad-snr", "snr:grad_snr_task", "grad_snr", "Gradient signal-to-noise ratio of encoder/decoder vs k.",
-              "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-paper-seed0")
-hydra_command("bench", "bench:bench_task", "bench", "Benchmark training and evaluation against the matmul ceiling.",
-              "iwae bench min_seconds=1")
+hydra_command(
+    "train",
+    "tasks:train_task",
+    "train",
+    "Train a model on the paper's schedule (resumes its run).",
+    "iwae train dataset=mnist layers=2 model=iwae k=50",
+)
+hydra_command(
+    "eval-nll",
+    "tasks:eval_nll_task",
+    "eval_nll",
+    "Estimate a run's test NLL with k=5000 samples.",
+    "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0",
+)
+hydra_command(
+    "active-units",
+    "tasks:active_units_task",
+    "active_units",
+    "Count a run's active latent units.",
+    "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0",
+)
+hydra_command(
+    "switch-objective",
+    "tasks:switch_objective_task",
+    "switch_objective",
+    "Continue a finished run with another objective (Table 2).",
+    "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-paper-seed0 model=iwae k=50",
+)
+hydra_command(
+    "table1",
+    "tables:table1_task",
+    "table1",
+    "Regenerate Table 1 (all cells, one sweep) with the paper's numbers.",
+    "iwae table1 profile=quick",
+)
+hydra_command(
+    "table2",
+    "tables:table2_task",
+    "table2",
+    "Regenerate Table 2 (switching objectives).",
+    "iwae table2 profile=quick",
+)
+hydra_command(
+    "table-extra",
+    "tables:table_extra_task",
+    "table_extra",
+    "Compare newer estimators/bounds (STL, DReG, MIWAE, CIWAE, PIWAE, RWS) with VAE and IWAE.",
+    "iwae table-extra seeds=[0,1,2]",
+)
+hydra_command(
+    "grad-snr",
+    "snr:grad_snr_task",
+    "grad_snr",
+    "Gradient signal-to-noise ratio of encoder/decoder vs k.",
+    "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-paper-seed0",
+)
+hydra_command(
+    "bench",
+    "bench:bench_task",
+    "bench",
+    "Benchmark training and evaluation against the matmul ceiling.",
+    "iwae bench min_seconds=1",
+)
 
 
 @app.command("runs")
 def runs_command(
-    root: Path = typer.Option(Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/)."),
+    root: Path = typer.Option(
+        Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/)."
+    ),
 ) -> None:
     """List run directories with their configuration and state. Example: iwae runs --root outputs"""
     from .runs import describe_runs

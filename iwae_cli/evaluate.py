@@ -84,7 +84,9 @@ def estimate_nll(
 
 
 @torch.no_grad()
-def activity_statistics(model: IWAEModel, x_binary: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+def activity_statistics(
+    model: IWAEModel, x_binary: torch.Tensor, generator: torch.Generator
+) -> list[torch.Tensor]:
     """A_u = Cov_x(E_{q(u|x)}[u]) for every unit of every stochastic layer (a list, h1 first).
 
     As in the authors' code: the variance across examples of the encoder mean; for layer l > 1 the encoder mean
@@ -110,9 +112,9 @@ def units_label(counts: list[int]) -> str:
 
 def plot_activity_histogram(stats: list[torch.Tensor], threshold: float, path: Path) -> None:
     """A histogram of log A_u per layer, with the activity threshold marked (written atomically)."""
-    from .plots import save_figure  # matplotlib is imported only when a plot is drawn
-
     import matplotlib.pyplot as plt
+
+    from .plots import save_figure  # matplotlib is imported only when a plot is drawn
 
     fig, axes = plt.subplots(1, len(stats), figsize=(4.5 * len(stats), 3.2), squeeze=False)
     for layer, (ax, a) in enumerate(zip(axes[0], stats, strict=True), start=1):

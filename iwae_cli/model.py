@@ -110,14 +110,17 @@ class IWAEModel(nn.Module):
         self.arch = arch
         inputs = (arch.x_dim, *arch.latent_units)
         self.encoders = nn.ModuleList(
-            GaussianLayer(inputs[l], arch.encoder_hidden[l], arch.latent_units[l]) for l in range(len(inputs) - 1)
+            GaussianLayer(inputs[layer], arch.encoder_hidden[layer], arch.latent_units[layer])
+            for layer in range(len(inputs) - 1)
         )
         # decoders[0] is p(x | h_1); decoders[l] for l >= 1 is p(h_l | h_{l+1}).
         self.decoders = nn.ModuleList(
             [BernoulliLayer(arch.latent_units[0], arch.decoder_hidden[0], arch.x_dim)]
             + [
-                GaussianLayer(arch.latent_units[l], arch.decoder_hidden[l], arch.latent_units[l - 1])
-                for l in range(1, len(arch.latent_units))
+                GaussianLayer(
+                    arch.latent_units[layer], arch.decoder_hidden[layer], arch.latent_units[layer - 1]
+                )
+                for layer in range(1, len(arch.latent_units))
             ]
         )
 
@@ -135,10 +138,12 @@ class IWAEModel(nn.Module):
         """
         hs, log_q = [], x.new_zeros(())
         h_prev = x
-        for l, encoder in enumerate(self.encoders):
+        for layer, encoder in enumerate(self.encoders):
             mean, log_std = encoder(h_prev)
-            eps = noise[l] if noise is not None else self._standard_normal(x, k, l)
-            h = mean + torch.exp(log_std) * eps  # broadcasts [batch, u] against [k, batch, u] on the first layer
+            eps = noise[layer] if noise is not None else self._standard_normal(x, k, layer)
+            h = (
+                mean + torch.exp(log_std) * eps
+            )  # broadcasts [batch, u] against [k, batch, u] on the first layer
             log_q = log_q + gaussian_log_density(h, mean, log_std)
             hs.append(h)
             h_prev = h
@@ -151,19 +156,21 @@ class IWAEModel(nn.Module):
         """Shapes of the standard-normal noise that `sample_posterior` consumes."""
         return [(k, batch, u) for u in self.arch.latent_units]
 
-    def log_posterior(self, x: torch.Tensor, hs: Sequence[torch.Tensor], stop_params: bool = False) -> torch.Tensor:
+    def log_posterior(
+        self, x: torch.Tensor, hs: Sequence[torch.Tensor], stop_params: bool = False
+    ) -> torch.Tensor:
         """log q(hs | x) for given latents. With stop_params the encoder's parameters are treated as constants
         (gradients still flow through hs), as the STL and DReG estimators need."""
         params = {n: p.detach() for n, p in self.encoders.named_parameters()} if stop_params else None
         log_q = x.new_zeros(())
-        for l, h in enumerate(hs):
-            h_prev = x if l == 0 else hs[l - 1]
+        for layer, h in enumerate(hs):
+            h_prev = x if layer == 0 else hs[layer - 1]
             if params is None:
-                mean, log_std = self.encoders[l](h_prev)
+                mean, log_std = self.encoders[layer](h_prev)
             else:
-                prefix = f"{l}."
-                layer_params = {n[len(prefix):]: p for n, p in params.items() if n.startswith(prefix)}
-                mean, log_std = torch.func.functional_call(self.encoders[l], layer_params, (h_prev,))
+                prefix = f"{layer}."
+                layer_params = {n[len(prefix) :]: p for n, p in params.items() if n.startswith(prefix)}
+                mean, log_std = torch.func.functional_call(self.encoders[layer], layer_params, (h_prev,))
             log_q = log_q + gaussian_log_density(h, mean, log_std)
         return log_q
 
@@ -175,13 +182,17 @@ class IWAEModel(nn.Module):
         if len(hs) != self.n_layers:
             raise ValueError(f"expected {self.n_layers} latent tensors, got {len(hs)}")
         log_p = standard_normal_log_density(hs[-1])
-        for l in range(1, self.n_layers):
-            mean, log_std = self.decoders[l](hs[l])
-            log_p = log_p + gaussian_log_density(hs[l - 1], mean, log_std)
+        for layer in range(1, self.n_layers):
+            mean, log_std = self.decoders[layer](hs[layer])
+            log_p = log_p + gaussian_log_density(hs[layer - 1], mean, log_std)
         return log_p + bernoulli_log_likelihood(x, self.decoders[0](hs[0]))
 
     def log_weights(
-        self, x: torch.Tensor, k: int, noise: Sequence[torch.Tensor] | None = None, stop_q_params: bool = False
+        self,
+        x: torch.Tensor,
+        k: int,
+        noise: Sequence[torch.Tensor] | None = None,
+        stop_q_params: bool = False,
     ) -> torch.Tensor:
         """log w_i = log p(x, h^(i)) - log q(h^(i) | x) for k samples h^(i) ~ q(h | x): a [k, batch] tensor."""
         hs, log_q = self.sample_posterior(x, k, noise)
@@ -195,8 +206,8 @@ class IWAEModel(nn.Module):
         param = next(self.parameters())
         like = dict(generator=generator, device=param.device, dtype=param.dtype)  # float64 models too
         h = torch.randn(n, self.arch.latent_units[-1], **like)
-        for l in range(self.n_layers - 1, 0, -1):
-            mean, log_std = self.decoders[l](h)
+        for layer in range(self.n_layers - 1, 0, -1):
+            mean, log_std = self.decoders[layer](h)
             h = mean + torch.exp(log_std) * torch.randn(mean.shape, **like)
         return torch.sigmoid(self.decoders[0](h))
 
@@ -209,7 +220,9 @@ def glorot_uniform_(weight: torch.Tensor, generator: torch.Generator | None = No
         weight.uniform_(-bound, bound, generator=generator)
 
 
-def initialise(model: IWAEModel, pixel_means: torch.Tensor, seed: int, same_seed_per_layer: bool = False) -> None:
+def initialise(
+    model: IWAEModel, pixel_means: torch.Tensor, seed: int, same_seed_per_layer: bool = False
+) -> None:
     """The paper's initialisation: Glorot-uniform weights, zero biases, output bias = logit(training means).
 
     same_seed_per_layer reproduces a quirk of the authors' code: every layer is drawn from a generator seeded

@@ -67,7 +67,7 @@ def iwae(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None) -> Esti
 
 
 def stl(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None) -> Estimate:
-    """"Sticking the landing" (Roeder, Wu & Duvenaud 2017): L_k with the score-function term of log q dropped,
+    """ "Sticking the landing" (Roeder, Wu & Duvenaud 2017): L_k with the score-function term of log q dropped,
     i.e. q's parameters are constants inside log q, and its gradient flows only through the samples."""
     bound = importance_weighted_bound(model.log_weights(x, k, noise, stop_q_params=True))
     return Estimate(bound, -bound.mean())
@@ -143,7 +143,9 @@ def get_objective(model_config, k: int) -> Callable[[IWAEModel, torch.Tensor, in
     if name in ("miwae", "piwae"):
         groups = int(model_config.groups)
         if groups < 1 or k % groups:
-            raise ConfigError(f"model={name} needs model.groups (M={groups}) to divide k={k}; e.g. k=50 model.groups=5")
+            raise ConfigError(
+                f"model={name} needs model.groups (M={groups}) to divide k={k}; e.g. k=50 model.groups=5"
+            )
         kwargs["groups"] = groups
     if name == "ciwae":
         beta = float(model_config.beta)

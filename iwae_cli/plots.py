@@ -69,8 +69,12 @@ def plot_nll_vs_paper(rows: Sequence[dict[str, Any]], path: Path) -> Path | None
         sel = [r for r in points if r["objective"] == objective]
         if sel:
             ax.errorbar(
-                [r["paper_nll"] for r in sel], [r["nll"] for r in sel], yerr=[r["nll_se"] for r in sel],
-                fmt=marker, label=objective.upper(), capsize=3,
+                [r["paper_nll"] for r in sel],
+                [r["nll"] for r in sel],
+                yerr=[r["nll_se"] for r in sel],
+                fmt=marker,
+                label=objective.upper(),
+                capsize=3,
             )
     others = [r for r in points if r["objective"] not in ("vae", "iwae")]
     if others:
@@ -79,7 +83,9 @@ def plot_nll_vs_paper(rows: Sequence[dict[str, Any]], path: Path) -> Path | None
     hi = max(max(r["paper_nll"], r["nll"]) for r in points) + 1
     ax.plot([lo, hi], [lo, hi], color="gray", linestyle="--", label="ours = paper")
     for r in points:
-        ax.annotate(f"{r['dataset'][:1].upper()}{r['layers']} k{r['k']}", (r["paper_nll"], r["nll"]), fontsize=7)
+        ax.annotate(
+            f"{r['dataset'][:1].upper()}{r['layers']} k{r['k']}", (r["paper_nll"], r["nll"]), fontsize=7
+        )
     ax.set_xlabel("paper's test NLL (nats)")
     ax.set_ylabel("our test NLL (nats)")
     ax.legend()
@@ -113,7 +119,7 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for _, name, df in (c for c in curves if c[0] == panel):
-            line, = ax.plot(df.passes_done, df.valid_bound, marker="o", markersize=3, label=name)
+            (line,) = ax.plot(df.passes_done, df.valid_bound, marker="o", markersize=3, label=name)
             ax.plot(df.passes_done, df.train_bound, linestyle=":", color=line.get_color())
         ax.set_title(f"{panel}: validation (solid) and training (dotted) bound")
         ax.set_xlabel("passes")
@@ -124,7 +130,9 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path) -> Path | None:
 
 def plot_sample_grids(run_dirs: Sequence[Path], path: Path) -> Path | None:
     """Each run's samples.png (100 samples) side by side, titled by configuration."""
-    images = [(run_dir, run_dir / "samples.png") for run_dir in run_dirs if (run_dir / "samples.png").exists()]
+    images = [
+        (run_dir, run_dir / "samples.png") for run_dir in run_dirs if (run_dir / "samples.png").exists()
+    ]
     if not images:
         return None
     cols = min(6, len(images))

@@ -31,7 +31,13 @@ def write_status(run_dir: Path, state: str, message: str | None = None) -> None:
     """Record the run's state, with the process that set it (so a killed run can be told from a running one)."""
     atomic_write_json(
         run_dir / STATUS_NAME,
-        {"state": state, "message": message, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()},
+        {
+            "state": state,
+            "message": message,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "time": time.time(),
+        },
     )
 
 
@@ -95,7 +101,9 @@ def latest_run(root: Path) -> Path:
     """The run under root whose checkpoint was written last."""
     candidates = [p for p in find_runs(root) if (p / CHECKPOINT_NAME).exists()]
     if not candidates:
-        raise RunError(f"no trained runs under {root}: train one (iwae train ...) or pass run=<a run directory>")
+        raise RunError(
+            f"no trained runs under {root}: train one (iwae train ...) or pass run=<a run directory>"
+        )
     return max(candidates, key=lambda p: (p / CHECKPOINT_NAME).stat().st_mtime)
 
 
@@ -105,7 +113,9 @@ def resolve_run_dir(run: str | os.PathLike | None, output_root: str | os.PathLik
     if not path.is_dir():
         raise RunError(f"run directory {path} does not exist; list runs with `iwae runs`")
     if not (path / CONFIG_NAME).exists() or not (path / CHECKPOINT_NAME).exists():
-        raise RunError(f"{path} has no config.yaml and checkpoint.pt; it is not a trained run (see `iwae runs`)")
+        raise RunError(
+            f"{path} has no config.yaml and checkpoint.pt; it is not a trained run (see `iwae runs`)"
+        )
     return path
 
 

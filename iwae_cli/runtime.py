@@ -26,7 +26,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA GPU is visible to PyTorch; use device=cpu or device=auto")
+            raise ConfigError(
+                "device=cuda but no CUDA GPU is visible to PyTorch; use device=cpu or device=auto"
+            )
         return torch.device(name)
     raise ConfigError(f"unknown device={name}; use auto, cpu or cuda")
 

@@ -29,8 +29,9 @@ from .train import backward
 log = logging.getLogger(__name__)
 
 
-def gradient_samples(model: IWAEModel, objective, x: torch.Tensor, k: int, draws: int,
-                     generator: torch.Generator) -> dict[str, torch.Tensor]:
+def gradient_samples(
+    model: IWAEModel, objective, x: torch.Tensor, k: int, draws: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """`draws` independent gradient estimates, flattened per part: {"encoder": [draws, P_enc], "decoder": ...}."""
     parts = {"encoder": list(model.encoders.parameters()), "decoder": list(model.decoders.parameters())}
     out: dict[str, list[torch.Tensor]] = {name: [] for name in parts}
@@ -48,7 +49,11 @@ def signal_to_noise(grads: torch.Tensor) -> dict[str, float]:
     mean, std = grads.mean(0), grads.std(0)
     varying = std > 0
     snr = mean[varying].abs() / std[varying]
-    return {"snr_mean": float(snr.mean()), "snr_median": float(snr.median()), "parameters": int(varying.sum())}
+    return {
+        "snr_mean": float(snr.mean()),
+        "snr_median": float(snr.median()),
+        "parameters": int(varying.sum()),
+    }
 
 
 def plot_snr(df: pd.DataFrame, path: Path) -> None:
@@ -71,7 +76,9 @@ def plot_snr(df: pd.DataFrame, path: Path) -> None:
 def grad_snr_task(cfg: DictConfig) -> dict[str, Any]:
     """SNR of encoder and decoder gradients for each objective and k; writes grad_snr.csv and grad_snr.png."""
     if int(cfg.draws) < 2 or any(int(k) < 1 for k in cfg.ks):
-        raise ConfigError(f"grad-snr needs draws >= 2 and every k >= 1, got draws={cfg.draws} ks={list(cfg.ks)}")
+        raise ConfigError(
+            f"grad-snr needs draws >= 2 and every k >= 1, got draws={cfg.draws} ks={list(cfg.ks)}"
+        )
     run = _load(cfg)
     device = next(run.model.parameters()).device
     generator = torch.Generator(device).manual_seed(int(cfg.seed))

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .atomic import atomic_write_text
 from .datasets import ensure_files
@@ -47,7 +47,13 @@ def paper_results() -> pd.DataFrame:
 def paper_cell(dataset: str, layers: int, k: int, objective: str) -> tuple[float | None, str | None]:
     """The paper's (NLL, units) for a Table 1 cell, or (None, None)."""
     df = paper_results()
-    row = df[(df.table == 1) & (df.dataset == dataset) & (df.layers == layers) & (df.k == k) & (df.objective == objective)]
+    row = df[
+        (df.table == 1)
+        & (df.dataset == dataset)
+        & (df.layers == layers)
+        & (df.k == k)
+        & (df.objective == objective)
+    ]
     return (float(row.nll.iloc[0]), str(row.units.iloc[0])) if len(row) else (None, None)
 
 
@@ -68,7 +74,9 @@ class CellKey:
     seed: int
 
 
-def collect_runs(output_root: Path, schedule: str, optim: str, parent: str | None = None) -> dict[CellKey, Path]:
+def collect_runs(
+    output_root: Path, schedule: str, optim: str, parent: str | None = None
+) -> dict[CellKey, Path]:
     """Run directories under output_root/runs trained with `schedule` and `optim`, keyed by their cell."""
     found = {}
     for path in find_runs(Path(output_root) / "runs"):
@@ -193,8 +201,13 @@ def nll_claim(claim: str, case: str, a: list[Path], b: list[Path]) -> dict[str, 
     """A claim that NLL(a) < NLL(b), judged on the paired difference."""
     paired = paired_nll_difference(a, b) if a and b else None
     diff, se = paired if paired else (None, None)
-    return {"claim": claim, "case": case, "difference": _round(diff), "se": _round(se),
-            "verdict": verdict(diff, se, expect_negative=True)}
+    return {
+        "claim": claim,
+        "case": case,
+        "difference": _round(diff),
+        "se": _round(se),
+        "verdict": verdict(diff, se, expect_negative=True),
+    }
 
 
 def units_claim(claim: str, case: str, a: list[Path], b: list[Path], more: bool) -> dict[str, Any]:
@@ -217,27 +230,55 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-def table1_claims(cells: dict[tuple, list[Path]], datasets: list[str], layers: list[int]) -> list[dict[str, Any]]:
+def table1_claims(
+    cells: dict[tuple, list[Path]], datasets: list[str], layers: list[int]
+) -> list[dict[str, Any]]:
     """The paper's Table 1 claims (end of PROTOCOL.md), one entry per case."""
-    def runs(d, l, o, k):
-        return cells.get((d, l, o, k), [])
+
+    def runs(d, depth, o, k):
+        return cells.get((d, depth, o, k), [])
 
     claims = []
     for d in datasets:
-        for l in layers:
+        for depth in layers:
             for k_small, k_big in ((1, 5), (5, 50)):
-                claims.append(nll_claim("IWAE NLL falls as k grows", f"{d} L{l}: k={k_big} vs k={k_small}",
-                                        runs(d, l, "iwae", k_big), runs(d, l, "iwae", k_small)))
+                claims.append(
+                    nll_claim(
+                        "IWAE NLL falls as k grows",
+                        f"{d} L{depth}: k={k_big} vs k={k_small}",
+                        runs(d, depth, "iwae", k_big),
+                        runs(d, depth, "iwae", k_small),
+                    )
+                )
             for k in (5, 50):
-                claims.append(nll_claim("IWAE beats VAE at the same k > 1", f"{d} L{l} k={k}",
-                                        runs(d, l, "iwae", k), runs(d, l, "vae", k)))
-            claims.append(units_claim("IWAE has more active units than VAE at k=50", f"{d} L{l}",
-                                      runs(d, l, "iwae", 50), runs(d, l, "vae", 50), more=True))
+                claims.append(
+                    nll_claim(
+                        "IWAE beats VAE at the same k > 1",
+                        f"{d} L{depth} k={k}",
+                        runs(d, depth, "iwae", k),
+                        runs(d, depth, "vae", k),
+                    )
+                )
+            claims.append(
+                units_claim(
+                    "IWAE has more active units than VAE at k=50",
+                    f"{d} L{depth}",
+                    runs(d, depth, "iwae", 50),
+                    runs(d, depth, "vae", 50),
+                    more=True,
+                )
+            )
         if 1 in layers and 2 in layers:
             for o in ("vae", "iwae"):
                 for k in (1, 5, 50):
-                    claims.append(nll_claim("two stochastic layers beat one", f"{d} {o} k={k}",
-                                            runs(d, 2, o, k), runs(d, 1, o, k)))
+                    claims.append(
+                        nll_claim(
+                            "two stochastic layers beat one",
+                            f"{d} {o} k={k}",
+                            runs(d, 2, o, k),
+                            runs(d, 1, o, k),
+                        )
+                    )
     return claims
 
 
@@ -249,8 +290,12 @@ def claims_text(claims: list[dict[str, Any]]) -> list[str]:
         tally = pd.Series([c["verdict"].split(" (")[0] for c in cases]).value_counts().to_dict()
         lines.append(f"- {claim}: " + ", ".join(f"{n} {v}" for v, n in tally.items()))
         for c in cases:
-            figures = "" if c["difference"] is None else f"diff {c['difference']:+.3f}" + (
-                f" ± {c['se']:.3f} (SE)" if c["se"] is not None else "")
+            figures = (
+                ""
+                if c["difference"] is None
+                else f"diff {c['difference']:+.3f}"
+                + (f" ± {c['se']:.3f} (SE)" if c["se"] is not None else "")
+            )
             lines.append(f"    - {c['case']}: {c['verdict']}" + (f"; {figures}" if figures else ""))
     return lines
 
@@ -272,19 +317,37 @@ def write_table_files(out_dir: Path, name: str, rows: pd.DataFrame, markdown: st
 
 def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
     """The paper's layout: one line per (dataset, layers, k), VAE and IWAE side by side, ours / paper."""
-    lines = [header, "", "| dataset | layers | k | VAE NLL ours | VAE NLL paper | VAE units ours / paper | "
-             "IWAE NLL ours | IWAE NLL paper | IWAE units ours / paper |", "|---|---|---|---|---|---|---|---|---|"]
-    for (d, l, k), group in rows.groupby(["dataset", "layers", "k"], sort=False):
+    lines = [
+        header,
+        "",
+        "| dataset | layers | k | VAE NLL ours | VAE NLL paper | VAE units ours / paper | "
+        "IWAE NLL ours | IWAE NLL paper | IWAE units ours / paper |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (d, depth, k), group in rows.groupby(["dataset", "layers", "k"], sort=False):
         cells = []
         for o in ("vae", "iwae"):
             r = group[group.objective == o]
             r = r.iloc[0].to_dict() if len(r) else {}
-            ours = fmt(r.get("nll")) + (f" ± {fmt(r.get('nll_se'))}" if r.get("nll") is not None and
-                                        not _missing(r.get("nll")) else f" ({r.get('status', 'not run')})")
-            cells += [ours, fmt(r.get("paper_nll")), f"{fmt(r.get('units'), '')} / {fmt(r.get('paper_units'), '')}"]
-        lines.append(f"| {d} | {l} | {k} | " + " | ".join(cells) + " |")
-    lines += ["", "NLL: test negative log-likelihood in nats (lower is better), ours ± its standard error over test",
-              "examples. Units: active units per stochastic layer (A_u > 0.01).", "", "## The paper's claims", ""]
+            ours = fmt(r.get("nll")) + (
+                f" ± {fmt(r.get('nll_se'))}"
+                if r.get("nll") is not None and not _missing(r.get("nll"))
+                else f" ({r.get('status', 'not run')})"
+            )
+            cells += [
+                ours,
+                fmt(r.get("paper_nll")),
+                f"{fmt(r.get('units'), '')} / {fmt(r.get('paper_units'), '')}",
+            ]
+        lines.append(f"| {d} | {depth} | {k} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "NLL: test negative log-likelihood in nats (lower is better), ours ± its standard error over test",
+        "examples. Units: active units per stochastic layer (A_u > 0.01).",
+        "",
+        "## The paper's claims",
+        "",
+    ]
     lines += claims_text(claims)
     return "\n".join(lines) + "\n"
 
@@ -305,8 +368,10 @@ def table_figures(out_dir: Path, rows: pd.DataFrame, run_dirs: list[Path]) -> No
 def profile_header(title: str, command: str, cfg: DictConfig) -> str:
     p = cfg.profile
     n = "the whole test set" if p.eval_examples is None else f"the first {p.eval_examples} test examples"
-    return (f"# {title}\n\nProfile `{p.name}`: schedule `{p.schedule}`, optimiser `{cfg.optim}`, "
-            f"test NLL with k={p.eval_k} on {n}. Generated by `iwae {command} profile={p.name}`.")
+    return (
+        f"# {title}\n\nProfile `{p.name}`: schedule `{p.schedule}`, optimiser `{cfg.optim}`, "
+        f"test NLL with k={p.eval_k} on {n}. Generated by `iwae {command} profile={p.name}`."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -325,25 +390,35 @@ def table1_task(cfg: DictConfig) -> str:
     found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
     rows, cells = [], {}
     for d in cfg.datasets:
-        for l in layers:
+        for depth in layers:
             for k in ks:
                 for o in objectives:
-                    runs = [found[key] for s in seeds if (key := CellKey(d, l, o, k, s)) in found]
-                    cells[(d, l, o, k)] = [r for r in runs if run_state(r) == "done"]
-                    rows.append(table1_row(d, l, k, o, runs, skipped.get(d), cfg))
+                    runs = [found[key] for s in seeds if (key := CellKey(d, depth, o, k, s)) in found]
+                    cells[(d, depth, o, k)] = [r for r in runs if run_state(r) == "done"]
+                    rows.append(table1_row(d, depth, k, o, runs, skipped.get(d), cfg))
     df = pd.DataFrame(rows)
     claims = table1_claims(cells, list(cfg.datasets), layers)
     out_dir = Path(cfg.output_root) / "tables"
-    write_table_files(out_dir, "table1", df, table1_markdown(df, claims, profile_header("Table 1", "table1", cfg)))
+    write_table_files(
+        out_dir, "table1", df, table1_markdown(df, claims, profile_header("Table 1", "table1", cfg))
+    )
     atomic_write_text(out_dir / "table1_claims.csv", pd.DataFrame(claims).to_csv(index=False))
     table_figures(out_dir, df, [r for runs in cells.values() for r in runs])
     print(render_terminal(df, claims, out_dir / "table1.csv"))
     return str(out_dir / "table1.csv")
 
 
-def table1_row(d: str, l: int, k: int, o: str, runs: list[Path], skip_reason: str | None, cfg) -> dict[str, Any]:
-    paper_nll, paper_units = paper_cell(d, l, k, o)
-    row: dict[str, Any] = {"dataset": d, "layers": l, "k": k, "objective": o, "schedule": cfg.profile.schedule}
+def table1_row(
+    d: str, depth: int, k: int, o: str, runs: list[Path], skip_reason: str | None, cfg
+) -> dict[str, Any]:
+    paper_nll, paper_units = paper_cell(d, depth, k, o)
+    row: dict[str, Any] = {
+        "dataset": d,
+        "layers": depth,
+        "k": k,
+        "objective": o,
+        "schedule": cfg.profile.schedule,
+    }
     done = [r for r in runs if run_state(r) == "done" and "test_nll" in read_json(r / "metrics.json")]
     if done:
         row.update(cell_summary(done), status="done")
@@ -363,12 +438,33 @@ def table1_row(d: str, l: int, k: int, o: str, runs: list[Path], skip_reason: st
 
 def render_terminal(df: pd.DataFrame, claims: list[dict], path: Path) -> str:
     """What the table commands print: the table at a glance, the claims, and where the files are."""
-    columns = [c for c in ("dataset", "layers", "k", "objective", "nll", "nll_se", "paper_nll", "nll_minus_paper",
-                           "units", "paper_units", "status") if c in df.columns]
+    columns = [
+        c
+        for c in (
+            "dataset",
+            "layers",
+            "k",
+            "objective",
+            "nll",
+            "nll_se",
+            "paper_nll",
+            "nll_minus_paper",
+            "units",
+            "paper_units",
+            "status",
+        )
+        if c in df.columns
+    ]
     shown = df[columns].astype(object).where(df[columns].notna(), "")
     shown["status"] = shown["status"].astype(str).str.slice(0, 60)
-    lines = [shown.to_string(index=False), "", "The paper's claims:", *claims_text(claims), "",
-             f"written: {path} (and .md, figures beside it)"]
+    lines = [
+        shown.to_string(index=False),
+        "",
+        "The paper's claims:",
+        *claims_text(claims),
+        "",
+        f"written: {path} (and .md, figures beside it)",
+    ]
     return "\n".join(lines)
 
 
@@ -380,17 +476,33 @@ TABLE2_EXPERIMENTS = ((1, ("vae", 1), ("iwae", 50)), (2, ("iwae", 50), ("vae", 1
 
 def run_parallel(commands: list[list[str]]) -> list[int]:
     """Run commands side by side (each inherits the terminal); their exit codes."""
-    log.info("running %d commands in parallel:\n  %s", len(commands), "\n  ".join(" ".join(c[2:]) for c in commands))
+    log.info(
+        "running %d commands in parallel:\n  %s",
+        len(commands),
+        "\n  ".join(" ".join(c[2:]) for c in commands),
+    )
     processes = [subprocess.Popen(c) for c in commands]
     return [p.wait() for p in processes]
 
 
 def switch_command(cfg: DictConfig, parent: Path, objective: str, k: int, threads: int) -> list[str]:
-    return [sys.executable, "-m", "iwae_cli", "switch-objective", f"run={parent}", f"model={objective}", f"k={k}",
-            "evaluate=true", f"eval.k={cfg.profile.eval_k}",
-            f"eval.examples={'null' if cfg.profile.eval_examples is None else cfg.profile.eval_examples}",
-            "progress=false", f"threads={threads}", f"output_root={cfg.output_root}", "download=never",
-            *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else [])]
+    return [
+        sys.executable,
+        "-m",
+        "iwae_cli",
+        "switch-objective",
+        f"run={parent}",
+        f"model={objective}",
+        f"k={k}",
+        "evaluate=true",
+        f"eval.k={cfg.profile.eval_k}",
+        f"eval.examples={'null' if cfg.profile.eval_examples is None else cfg.profile.eval_examples}",
+        "progress=false",
+        f"threads={threads}",
+        f"output_root={cfg.output_root}",
+        "download=never",
+        *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else []),
+    ]
 
 
 @user_facing
@@ -404,13 +516,22 @@ def table2_task(cfg: DictConfig) -> str:
     if todo:
         ensure_files("mnist", cfg.get("data_dir"), cfg.get("download", "ask"))
     for key in todo:  # the Table 1 runs Table 2 starts from, trained first when they do not exist
-        run_sweep(cfg, {"dataset": ["mnist"], "layers": [1], "k": [key.k], "model": [key.objective],
-                        "seed": [seed]}, 1, [])
+        run_sweep(
+            cfg,
+            {"dataset": ["mnist"], "layers": [1], "k": [key.k], "model": [key.objective], "seed": [seed]},
+            1,
+            [],
+        )
     found = collect_runs(root, cfg.profile.schedule, cfg.optim)
-    ready = {exp: found[key] for exp, key in parents.items() if key in found and run_state(found[key]) == "done"}
+    ready = {
+        exp: found[key] for exp, key in parents.items() if key in found and run_state(found[key]) == "done"
+    }
     threads = max(1, cpu_count() // max(1, len(ready)))
-    commands = [switch_command(cfg, ready[exp], second[0], second[1], threads)
-                for exp, _, second in TABLE2_EXPERIMENTS if exp in ready]
+    commands = [
+        switch_command(cfg, ready[exp], second[0], second[1], threads)
+        for exp, _, second in TABLE2_EXPERIMENTS
+        if exp in ready
+    ]
     if commands and any(code != 0 for code in run_parallel(commands)):
         log.warning("a switch-objective run failed; its row is marked in the table")
     rows, claims = [], []
@@ -421,13 +542,25 @@ def table2_task(cfg: DictConfig) -> str:
         stages = [[parent] if parent else [], [child] if child and _evaluated(child) else []]
         lower = exp == 1  # VAE -> IWAE should lower NLL and raise units; IWAE -> VAE the opposite
         case = f"{first[0].upper()} k={first[1]} -> {second[0].upper()} k={second[1]}"
-        claims.append(nll_claim(f"switching {'lowers' if lower else 'raises'} NLL", case,
-                                *(stages if lower else stages[::-1])))
-        claims.append(units_claim(f"switching {'raises' if lower else 'lowers'} active units", case,
-                                  stages[1], stages[0], more=lower))
+        claims.append(
+            nll_claim(
+                f"switching {'lowers' if lower else 'raises'} NLL", case, *(stages if lower else stages[::-1])
+            )
+        )
+        claims.append(
+            units_claim(
+                f"switching {'raises' if lower else 'lowers'} active units",
+                case,
+                stages[1],
+                stages[0],
+                more=lower,
+            )
+        )
     df = pd.DataFrame(rows)
     out_dir = root / "tables"
-    write_table_files(out_dir, "table2", df, table2_markdown(df, claims, profile_header("Table 2", "table2", cfg)))
+    write_table_files(
+        out_dir, "table2", df, table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
+    )
     print(render_terminal(df, claims, out_dir / "table2.csv"))
     return str(out_dir / "table2.csv")
 
@@ -436,35 +569,60 @@ def _evaluated(run_dir: Path) -> bool:
     return run_state(run_dir) == "done" and "test_nll" in read_json(run_dir / "metrics.json")
 
 
-def table2_row(exp: int, first: tuple, second: tuple, parent: Path | None, child: Path | None) -> dict[str, Any]:
+def table2_row(
+    exp: int, first: tuple, second: tuple, parent: Path | None, child: Path | None
+) -> dict[str, Any]:
     paper = paper_results()
     paper = paper[(paper.table == 2) & (paper.experiment == exp)].set_index("stage")
     row: dict[str, Any] = {"experiment": exp}
     for stage, (objective, k), run in (("first", first, parent), ("second", second, child)):
         summary = cell_summary([run]) if run is not None and _evaluated(run) else {}
-        row.update({
-            f"{stage}_objective": objective, f"{stage}_k": k,
-            f"{stage}_nll": summary.get("nll"), f"{stage}_nll_se": summary.get("nll_se"),
-            f"{stage}_units": summary.get("units"),
-            f"{stage}_paper_nll": float(paper.loc[stage, "nll"]), f"{stage}_paper_units": str(paper.loc[stage, "units"]),
-            f"{stage}_passes": summary.get("passes"), f"{stage}_run_dir": str(run) if run else None,
-        })
-    row["status"] = "done" if row["second_nll"] is not None else (
-        f"{run_state(child)}: {read_json(child / 'status.json').get('message') or 'not evaluated'}"
-        if child and child.exists() else "not run")
+        row.update(
+            {
+                f"{stage}_objective": objective,
+                f"{stage}_k": k,
+                f"{stage}_nll": summary.get("nll"),
+                f"{stage}_nll_se": summary.get("nll_se"),
+                f"{stage}_units": summary.get("units"),
+                f"{stage}_paper_nll": float(paper.loc[stage, "nll"]),
+                f"{stage}_paper_units": str(paper.loc[stage, "units"]),
+                f"{stage}_passes": summary.get("passes"),
+                f"{stage}_run_dir": str(run) if run else None,
+            }
+        )
+    row["status"] = (
+        "done"
+        if row["second_nll"] is not None
+        else (
+            f"{run_state(child)}: {read_json(child / 'status.json').get('message') or 'not evaluated'}"
+            if child and child.exists()
+            else "not run"
+        )
+    )
     return row
 
 
 def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
-    lines = [header, "", "| experiment | first stage | NLL ours | NLL paper | units ours / paper | second stage | "
-             "NLL ours | NLL paper | units ours / paper |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| experiment | first stage | NLL ours | NLL paper | units ours / paper | second stage | "
+        "NLL ours | NLL paper | units ours / paper |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in df.to_dict("records"):
         cells = [str(r["experiment"])]
         for stage in ("first", "second"):
             nll = r.get(f"{stage}_nll")
-            ours = f"{fmt(nll)} ± {fmt(r.get(f'{stage}_nll_se'))}" if not _missing(nll) else f"– ({r['status']})"
-            cells += [f"{r[f'{stage}_objective'].upper()}, k={r[f'{stage}_k']}", ours, fmt(r[f"{stage}_paper_nll"]),
-                      f"{fmt(r.get(f'{stage}_units'), '')} / {r[f'{stage}_paper_units']}"]
+            ours = (
+                f"{fmt(nll)} ± {fmt(r.get(f'{stage}_nll_se'))}" if not _missing(nll) else f"– ({r['status']})"
+            )
+            cells += [
+                f"{r[f'{stage}_objective'].upper()}, k={r[f'{stage}_k']}",
+                ours,
+                fmt(r[f"{stage}_paper_nll"]),
+                f"{fmt(r.get(f'{stage}_units'), '')} / {r[f'{stage}_paper_units']}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## The paper's claims", "", *claims_text(claims)]
     return "\n".join(lines) + "\n"
@@ -475,9 +633,14 @@ def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
 
 def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float] | None:
     """Mean over seeds of NLL(a, seed) - NLL(b, seed), with its standard error over seeds (None for < 2 seeds)."""
+
     def nll_by_seed(runs):
-        return {read_json(r / "metrics.json")["run"]["seed"]: read_json(r / "metrics.json").get("test_nll", {})
-                .get("nll") for r in runs}
+        return {
+            read_json(r / "metrics.json")["run"]["seed"]: read_json(r / "metrics.json")
+            .get("test_nll", {})
+            .get("nll")
+            for r in runs
+        }
 
     na, nb = nll_by_seed(a), nll_by_seed(b)
     diffs = [na[s] - nb[s] for s in na if s in nb and na[s] is not None and nb[s] is not None]
@@ -500,19 +663,43 @@ def table_extra_task(cfg: DictConfig) -> str:
     found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
     rows = []
     for d in cfg.datasets:
-        for l in depths:
+        for depth in depths:
             for k in ks:
-                cell = {o: [found[key] for s in seeds if (key := CellKey(d, l, o, k, s)) in found and
-                            _evaluated(found[key])] for o in objectives}
+                cell = {
+                    o: [
+                        found[key]
+                        for s in seeds
+                        if (key := CellKey(d, depth, o, k, s)) in found and _evaluated(found[key])
+                    ]
+                    for o in objectives
+                }
                 for o in objectives:
-                    rows.append(extra_row(d, l, k, o, cell, str(cfg.baseline), skipped.get(d)))
+                    rows.append(extra_row(d, depth, k, o, cell, str(cfg.baseline), skipped.get(d)))
     df = pd.DataFrame(rows)
     out_dir = Path(cfg.output_root) / "tables"
-    write_table_files(out_dir, "table_extra", df, extra_markdown(df, profile_header(
-        "Beyond the paper: gradient estimators and tighter bounds", "table-extra", cfg), str(cfg.baseline)))
+    write_table_files(
+        out_dir,
+        "table_extra",
+        df,
+        extra_markdown(
+            df,
+            profile_header("Beyond the paper: gradient estimators and tighter bounds", "table-extra", cfg),
+            str(cfg.baseline),
+        ),
+    )
     table_figures(out_dir / "extra", df.assign(paper_nll=None), [Path(p) for p in _run_dirs(df)])
-    columns = ["dataset", "layers", "k", "objective", "nll", "nll_seed_std", "units", "vs_baseline",
-               "vs_baseline_se", "verdict"]
+    columns = [
+        "dataset",
+        "layers",
+        "k",
+        "objective",
+        "nll",
+        "nll_seed_std",
+        "units",
+        "vs_baseline",
+        "vs_baseline_se",
+        "verdict",
+    ]
     print(df[[c for c in columns if c in df.columns]].to_string(index=False))
     print(f"\nwritten: {out_dir / 'table_extra.csv'} (and .md)")
     return str(out_dir / "table_extra.csv")
@@ -522,10 +709,11 @@ def _run_dirs(df: pd.DataFrame) -> list[str]:
     return [p for cell in df.get("run_dir", pd.Series(dtype=str)).dropna() for p in str(cell).split(";") if p]
 
 
-def extra_row(d: str, l: int, k: int, o: str, cell: dict[str, list[Path]], baseline: str,
-              skip_reason: str | None) -> dict[str, Any]:
+def extra_row(
+    d: str, depth: int, k: int, o: str, cell: dict[str, list[Path]], baseline: str, skip_reason: str | None
+) -> dict[str, Any]:
     """One objective's cell, with its difference to the baseline: paired over test examples and over seeds."""
-    row: dict[str, Any] = {"dataset": d, "layers": l, "k": k, "objective": o}
+    row: dict[str, Any] = {"dataset": d, "layers": depth, "k": k, "objective": o}
     runs = cell.get(o, [])
     if not runs:
         row["status"] = f"not run: {skip_reason}" if skip_reason else "not run"
@@ -540,20 +728,47 @@ def extra_row(d: str, l: int, k: int, o: str, cell: dict[str, list[Path]], basel
             row["vs_baseline_seed_se"] = round(by_seed[1], 3)
         noise = max(row.get("vs_baseline_se") or 0.0, row.get("vs_baseline_seed_se") or 0.0)
         if paired:
-            row["verdict"] = ("within noise" if abs(paired[0]) <= NOISE_Z * noise else
-                              "better than " + baseline if paired[0] < 0 else "worse than " + baseline)
+            row["verdict"] = (
+                "within noise"
+                if abs(paired[0]) <= NOISE_Z * noise
+                else "better than " + baseline
+                if paired[0] < 0
+                else "worse than " + baseline
+            )
     return row
 
 
 def extra_markdown(df: pd.DataFrame, header: str, baseline: str) -> str:
-    lines = [header, "", f"| dataset | layers | k | objective | test NLL (mean over seeds) | seed std | units | "
-             f"NLL - {baseline} | SE (examples) | SE (seeds) | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        f"| dataset | layers | k | objective | test NLL (mean over seeds) | seed std | units | "
+        f"NLL - {baseline} | SE (examples) | SE (seeds) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in df.to_dict("records"):
-        lines.append("| " + " | ".join([
-            r["dataset"], str(r["layers"]), str(r["k"]), r["objective"],
-            fmt(r.get("nll")) if not _missing(r.get("nll")) else f"– ({r.get('status')})",
-            fmt(r.get("nll_seed_std")), fmt(r.get("units"), ""), fmt(r.get("vs_baseline"), "+.2f"),
-            fmt(r.get("vs_baseline_se")), fmt(r.get("vs_baseline_seed_se")), fmt(r.get("verdict"), "")]) + " |")
-    lines += ["", f"A difference counts as larger than its noise when it exceeds {NOISE_Z:g} standard errors, both over "
-              "test examples (paired, same binarised test set) and over seeds (paired by seed)."]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["dataset"],
+                    str(r["layers"]),
+                    str(r["k"]),
+                    r["objective"],
+                    fmt(r.get("nll")) if not _missing(r.get("nll")) else f"– ({r.get('status')})",
+                    fmt(r.get("nll_seed_std")),
+                    fmt(r.get("units"), ""),
+                    fmt(r.get("vs_baseline"), "+.2f"),
+                    fmt(r.get("vs_baseline_se")),
+                    fmt(r.get("vs_baseline_seed_se")),
+                    fmt(r.get("verdict"), ""),
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        f"A difference counts as larger than its noise when it exceeds {NOISE_Z:g} standard errors, both over "
+        "test examples (paired, same binarised test set) and over seeds (paired by seed).",
+    ]
     return "\n".join(lines) + "\n"

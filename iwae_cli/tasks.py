@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write
@@ -31,7 +31,7 @@ from .evaluate import (
     units_label,
 )
 from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
-from .runtime import resolve_device, configure_torch
+from .runtime import configure_torch, resolve_device
 from .train import run_training, validate_config
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,20 @@ def _evaluate_after_training(run_dir: Path, cfg: DictConfig) -> None:
     run = load_run(run_dir, resolve_device(cfg.device))
     recorded = run.metrics.get(f"{cfg.eval.split}_nll", {})
     n_expected = cfg.eval.examples
-    if not (recorded.get("k") == cfg.eval.k and recorded.get("seed") == cfg.eval.seed and (
-        n_expected is None or recorded.get("n") == n_expected
-    )):
+    if not (
+        recorded.get("k") == cfg.eval.k
+        and recorded.get("seed") == cfg.eval.seed
+        and (n_expected is None or recorded.get("n") == n_expected)
+    ):
         estimate = record_nll(run, cfg, cfg.eval)
-        log.info("%s NLL %.2f +- %.2f (k=%d, n=%d)", cfg.eval.split, estimate.nll, estimate.standard_error,
-                 estimate.k, estimate.n)
+        log.info(
+            "%s NLL %.2f +- %.2f (k=%d, n=%d)",
+            cfg.eval.split,
+            estimate.nll,
+            estimate.standard_error,
+            estimate.k,
+            estimate.n,
+        )
     if "active_units" not in run.metrics:
         counts = record_active_units(run, cfg, cfg.active_units, int(cfg.eval.seed))
         log.info("active units %s", units_label(counts))
@@ -177,7 +185,9 @@ def switch_objective_task(cfg: DictConfig) -> str:
     """Continue a finished run with another objective (Table 2): model and optimiser state carried over."""
     parent_dir = resolve_run_dir(cfg.run, cfg.output_root)
     if run_state(parent_dir) != "done":
-        raise RunError(f"{parent_dir} has not finished its schedule; finish it first (re-run its iwae train command)")
+        raise RunError(
+            f"{parent_dir} has not finished its schedule; finish it first (re-run its iwae train command)"
+        )
     child = OmegaConf.load(parent_dir / CONFIG_NAME)
     schedule = child.schedule
     child.schedule = {
@@ -187,8 +197,18 @@ def switch_objective_task(cfg: DictConfig) -> str:
         "learning_rates": list(schedule.switch_learning_rates),
     }
     child.model, child.k, child.parent = cfg.model, cfg.k, str(parent_dir)
-    for key in ("device", "threads", "progress", "checkpoint_minutes", "evaluate", "eval", "active_units",
-                "data_dir", "download", "output_root"):
+    for key in (
+        "device",
+        "threads",
+        "progress",
+        "checkpoint_minutes",
+        "evaluate",
+        "eval",
+        "active_units",
+        "data_dir",
+        "download",
+        "output_root",
+    ):
         child[key] = cfg[key]
     run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
     run_dir.mkdir(exist_ok=True)
@@ -196,7 +216,9 @@ def switch_objective_task(cfg: DictConfig) -> str:
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        trainer = run_training(child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt")
+        trainer = run_training(
+            child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt"
+        )
         _finish(run_dir, trainer, child)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -228,8 +250,14 @@ def eval_nll_task(cfg: DictConfig) -> dict:
     """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json."""
     run = _load(cfg)
     eval_cfg = OmegaConf.create(
-        {"k": cfg.k, "split": cfg.split, "examples": cfg.examples, "batch_size": cfg.eval.batch_size,
-         "chunk": cfg.eval.chunk, "seed": cfg.eval.seed}
+        {
+            "k": cfg.k,
+            "split": cfg.split,
+            "examples": cfg.examples,
+            "batch_size": cfg.eval.batch_size,
+            "chunk": cfg.eval.chunk,
+            "seed": cfg.eval.seed,
+        }
     )
     estimate = record_nll(run, cfg, eval_cfg)
     print(
@@ -245,5 +273,7 @@ def active_units_task(cfg: DictConfig) -> list[int]:
     run = _load(cfg)
     au_cfg = OmegaConf.create({"examples": cfg.examples, "threshold": cfg.threshold})
     counts = record_active_units(run, cfg, au_cfg, int(cfg.eval.seed))
-    print(f"{run.path}: active units {units_label(counts)} (A_u > {cfg.threshold}; histogram in active_units.png)")
+    print(
+        f"{run.path}: active units {units_label(counts)} (A_u > {cfg.threshold}; histogram in active_units.png)"
+    )
     return counts

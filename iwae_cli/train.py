@@ -26,7 +26,7 @@ from .model import IWAEModel, build_model
 from .objectives import Estimate, get_objective
 from .optim import build_optimizer, set_learning_rate
 from .runs import CONFIG_NAME, record_metrics, run_summary, write_status
-from .runtime import Interrupted, progress_disabled, resolve_device, configure_torch, stop_on_signals
+from .runtime import Interrupted, configure_torch, progress_disabled, resolve_device, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def train_step(
     Raises NumericalError (before the optimiser moves) when the loss or a gradient is not finite.
     """
     x = binarize(intensities, generator)
-    noise = [torch.randn(shape, generator=generator, device=x.device) for shape in model.noise_shapes(k, len(x))]
+    noise = [
+        torch.randn(shape, generator=generator, device=x.device) for shape in model.noise_shapes(k, len(x))
+    ]
     estimate = objective(model, x, k, noise)
     optimizer.zero_grad(set_to_none=True)
     backward(model, estimate)
@@ -111,7 +113,9 @@ def backward(model: IWAEModel, estimate: Estimate) -> None:
 
 
 @torch.no_grad()
-def mean_bound(model: IWAEModel, objective, x_binary: torch.Tensor, k: int, seed: int, batch_size: int) -> float:
+def mean_bound(
+    model: IWAEModel, objective, x_binary: torch.Tensor, k: int, seed: int, batch_size: int
+) -> float:
     """The objective's bound averaged over a fixed binary set, with noise from its own seeded generator (so the
     training generator is untouched and every epoch is measured on the same draws)."""
     generator = torch.Generator(x_binary.device).manual_seed(seed)
@@ -126,7 +130,10 @@ def mean_bound(model: IWAEModel, objective, x_binary: torch.Tensor, k: int, seed
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The per-epoch log as CSV, rewritten atomically (so a resumed run never shows rows it later redid)."""
     lines = [",".join(HISTORY_COLUMNS)]
-    lines += [",".join(repr(row[c]) if isinstance(row[c], float) else str(row[c]) for c in HISTORY_COLUMNS) for row in history]
+    lines += [
+        ",".join(repr(row[c]) if isinstance(row[c], float) else str(row[c]) for c in HISTORY_COLUMNS)
+        for row in history
+    ]
     atomic_write_text(run_dir / HISTORY_CSV, "\n".join(lines) + "\n")
 
 
@@ -172,9 +179,16 @@ class Trainer:
             ckpt.check_fingerprint(path, state["config"], self.fingerprint)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"].cpu())  # generator states are CPU byte tensors, even CUDA's
+            self.generator.set_state(
+                state["generator"].cpu()
+            )  # generator states are CPU byte tensors, even CUDA's
             self.position = Position(**state["position"])
-            log.info("resuming %s at stage %d, pass %d", self.run_dir, self.position.stage, self.position.passes_done)
+            log.info(
+                "resuming %s at stage %d, pass %d",
+                self.run_dir,
+                self.position.stage,
+                self.position.passes_done,
+            )
         elif parent_checkpoint is not None:
             state = ckpt.load_checkpoint(parent_checkpoint, self.device)
             if state["config"]["arch"] != self.fingerprint["arch"]:
@@ -223,11 +237,17 @@ class Trainer:
 
     def _run_epoch(self, bar, stop, checkpoint_minutes: float, last_save: float, resume_hint: str) -> float:
         pos, b = self.position, self.batch_size
-        started, running, examples_at_start = time.monotonic(), torch.zeros((), dtype=torch.float64), pos.epoch_examples
+        started, running, examples_at_start = (
+            time.monotonic(),
+            torch.zeros((), dtype=torch.float64),
+            pos.epoch_examples,
+        )
         for step in range(pos.step_in_epoch, self.steps_per_epoch):
             batch = self.train_x[step * b : (step + 1) * b]
             try:
-                running += train_step(self.model, self.optimizer, self.objective, batch, self.k, self.generator)
+                running += train_step(
+                    self.model, self.optimizer, self.objective, batch, self.k, self.generator
+                )
             except NumericalError:
                 raise NumericalError(
                     f"non-finite loss or gradient at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, step "
@@ -262,7 +282,9 @@ class Trainer:
         valid = mean_bound(self.model, self.objective, self.valid_x, self.k, int(self.cfg.eval.seed), 100)
         train_bound = pos.epoch_bound_sum / max(pos.epoch_examples, 1)
         if not (math.isfinite(train_bound) and math.isfinite(valid)):
-            raise NumericalError(f"non-finite bound after epoch {pos.passes_done + 1}; the last good checkpoint is kept")
+            raise NumericalError(
+                f"non-finite bound after epoch {pos.passes_done + 1}; the last good checkpoint is kept"
+            )
         pos.passes_done += 1
         pos.history.append(
             {
@@ -277,7 +299,11 @@ class Trainer:
         )
         log.info(
             "stage %d epoch %d: train bound %.3f, valid bound %.3f (k=%d)",
-            pos.stage + 1, pos.epoch_in_stage + 1, train_bound, valid, self.k,
+            pos.stage + 1,
+            pos.epoch_in_stage + 1,
+            train_bound,
+            valid,
+            self.k,
         )
         write_history(self.run_dir, pos.history)
         pos.epoch_in_stage += 1
