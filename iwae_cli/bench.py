@@ -171,9 +171,8 @@ def project_table1_hours(results: list[dict[str, Any]], batch: int) -> float:
     seconds = 0.0
     for train_examples in (MNIST_TRAIN, OMNIGLOT_TRAIN):
         for (layers, _k), s in step.items():
-            seconds += (
-                2 * PAPER_PASSES * (train_examples // batch) * s
-            )  # VAE and IWAE share the cost per step
+            # two models (VAE and IWAE) per (layers, k), at the same cost per step
+            seconds += 2 * PAPER_PASSES * (train_examples // batch) * s
             seconds += 2 * TEST * per_example_eval.get(layers, 0.0)
     return seconds / 3600
 

@@ -141,9 +141,8 @@ class IWAEModel(nn.Module):
         for layer, encoder in enumerate(self.encoders):
             mean, log_std = encoder(h_prev)
             eps = noise[layer] if noise is not None else self._standard_normal(x, k, layer)
-            h = (
-                mean + torch.exp(log_std) * eps
-            )  # broadcasts [batch, u] against [k, batch, u] on the first layer
+            # on the first layer this broadcasts [batch, u] against the noise's [k, batch, u]
+            h = mean + torch.exp(log_std) * eps
             log_q = log_q + gaussian_log_density(h, mean, log_std)
             hs.append(h)
             h_prev = h

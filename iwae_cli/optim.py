@@ -45,9 +45,8 @@ class OriginalCodeAdam(torch.optim.Optimizer):
             alpha = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
             denom = torch._foreach_sqrt(vs)
             torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(
-                params, ms, denom, -alpha
-            )  # with m_{t-1}, v_{t-1}: the code's one-step lag
+            # the step uses m_{t-1} and v_{t-1}: the code's one-step lag
+            torch._foreach_addcdiv_(params, ms, denom, -alpha)
             torch._foreach_lerp_(ms, grads, 1 - beta1)  # m = beta1 m + (1 - beta1) g
             torch._foreach_mul_(vs, beta2)
             torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)  # v = beta2 v + (1 - beta2) g^2

@@ -179,9 +179,8 @@ class Trainer:
             ckpt.check_fingerprint(path, state["config"], self.fingerprint)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(
-                state["generator"].cpu()
-            )  # generator states are CPU byte tensors, even CUDA's
+            # generator states are CPU byte tensors, even a CUDA generator's
+            self.generator.set_state(state["generator"].cpu())
             self.position = Position(**state["position"])
             log.info(
                 "resuming %s at stage %d, pass %d",
