@@ -7,14 +7,17 @@ Everything after an experiment subcommand's name goes to Hydra untouched, so ove
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
 import typer
 
 from .data_cli import data_app
+from .errors import IwaeError
 
 app = typer.Typer(
     help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
@@ -39,12 +42,39 @@ def quote_numeric_choices(args: list[str]) -> list[str]:
     return quoted
 
 
+def with_absolute_output_root(args: list[str]) -> list[str]:
+    """Pin `output_root` to an absolute path (from output_root=..., else $IWAE_OUTPUT_ROOT, else ./outputs), so no
+    job's directory depends on the working directory of whatever process runs it, and check it is writable
+    before Hydra creates anything below it."""
+    given = [a for a in args if a.startswith("output_root=")]
+    value = (
+        given[-1].split("=", 1)[1].strip("'\"") if given else os.environ.get("IWAE_OUTPUT_ROOT", "outputs")
+    )
+    if "${" in value:  # an interpolation: leave it to Hydra
+        return args
+    root = Path(value).expanduser().absolute()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as e:
+        raise IwaeError(
+            f"cannot write to the output directory {root} ({e.strerror or e}): choose a writable one with "
+            "output_root=... or IWAE_OUTPUT_ROOT"
+        ) from None
+    return [a for a in args if not a.startswith("output_root=")] + [f"output_root='{root}'"]
+
+
 def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
     """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
     module_name, function_name = task_path.split(":")
     task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
+    try:
+        args = with_absolute_output_root(quote_numeric_choices(args))
+    except IwaeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
     saved = sys.argv
-    sys.argv = [f"iwae {command}", *quote_numeric_choices(args)]
+    sys.argv = [f"iwae {command}", *args]
     try:
         hydra.main(version_base="1.3", config_path="pkg://iwae_cli.conf", config_name=config_name)(task)()
     except ValueError as e:  # e.g. Hydra's "--cfg is not supported with --multirun"

@@ -83,7 +83,10 @@ def dreg(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None) -> Esti
     log_w = model.log_joint(x, hs_seen) - model.log_posterior(x, hs_seen, stop_params=True)
     w = normalised_weights(log_w)
     for h in hs_seen:
-        h.register_hook(lambda grad: grad * w.unsqueeze(-1))  # w~ from the surrogate, times w~ again: w~^2
+        if h.requires_grad:  # (not under torch.no_grad, e.g. when a validation bound is measured)
+            h.register_hook(
+                lambda grad: grad * w.unsqueeze(-1)
+            )  # w~ from the surrogate, times w~ again: w~^2
     surrogate = (w * log_w).sum(0)
     bound = importance_weighted_bound(log_w.detach())
     return Estimate(bound, -surrogate.mean())

@@ -419,21 +419,26 @@ def table1_row(
         "objective": o,
         "schedule": cfg.profile.schedule,
     }
-    done = [r for r in runs if run_state(r) == "done" and "test_nll" in read_json(r / "metrics.json")]
+    done = [r for r in runs if _evaluated(r)]
     if done:
         row.update(cell_summary(done), status="done")
-    elif skip_reason:
-        row["status"] = f"not run: {skip_reason}"
-    elif runs:
-        status = read_json(runs[0] / "status.json")
-        row["status"] = f"{run_state(runs[0])}: {status.get('message') or 'not evaluated'}"
-        row["run_dir"] = str(runs[0])
     else:
-        row["status"] = "not run"
+        row["status"] = unfinished_status(runs, skip_reason)
+        row["run_dir"] = str(runs[0]) if runs else None
     row.update(paper_nll=paper_nll, paper_units=paper_units)
     if row.get("nll") is not None and paper_nll is not None:
         row["nll_minus_paper"] = round(row["nll"] - paper_nll, 3)
     return row
+
+
+def unfinished_status(runs: list[Path], skip_reason: str | None) -> str:
+    """Why a cell has no result: its data is missing, its run failed or was interrupted (with the message), or it
+    was never launched."""
+    if skip_reason:
+        return f"not run: {skip_reason}"
+    if runs:
+        return f"{run_state(runs[0])}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"
+    return "not run"
 
 
 def render_terminal(df: pd.DataFrame, claims: list[dict], path: Path) -> str:
@@ -593,11 +598,7 @@ def table2_row(
     row["status"] = (
         "done"
         if row["second_nll"] is not None
-        else (
-            f"{run_state(child)}: {read_json(child / 'status.json').get('message') or 'not evaluated'}"
-            if child and child.exists()
-            else "not run"
-        )
+        else unfinished_status([child] if child and child.exists() else [], None)
     )
     return row
 
@@ -665,16 +666,14 @@ def table_extra_task(cfg: DictConfig) -> str:
     for d in cfg.datasets:
         for depth in depths:
             for k in ks:
-                cell = {
-                    o: [
-                        found[key]
-                        for s in seeds
-                        if (key := CellKey(d, depth, o, k, s)) in found and _evaluated(found[key])
-                    ]
+                launched = {
+                    o: [found[key] for s in seeds if (key := CellKey(d, depth, o, k, s)) in found]
                     for o in objectives
                 }
+                cell = {o: [r for r in runs if _evaluated(r)] for o, runs in launched.items()}
                 for o in objectives:
-                    rows.append(extra_row(d, depth, k, o, cell, str(cfg.baseline), skipped.get(d)))
+                    status = unfinished_status(launched[o], skipped.get(d))
+                    rows.append(extra_row(d, depth, k, o, cell, str(cfg.baseline), status))
     df = pd.DataFrame(rows)
     out_dir = Path(cfg.output_root) / "tables"
     write_table_files(
@@ -710,13 +709,14 @@ def _run_dirs(df: pd.DataFrame) -> list[str]:
 
 
 def extra_row(
-    d: str, depth: int, k: int, o: str, cell: dict[str, list[Path]], baseline: str, skip_reason: str | None
+    d: str, depth: int, k: int, o: str, cell: dict[str, list[Path]], baseline: str, unfinished: str
 ) -> dict[str, Any]:
-    """One objective's cell, with its difference to the baseline: paired over test examples and over seeds."""
+    """One objective's cell, with its difference to the baseline: paired over test examples and over seeds.
+    `unfinished` is the status shown when no run of the cell has been evaluated."""
     row: dict[str, Any] = {"dataset": d, "layers": depth, "k": k, "objective": o}
     runs = cell.get(o, [])
     if not runs:
-        row["status"] = f"not run: {skip_reason}" if skip_reason else "not run"
+        row["status"] = unfinished
         return row
     row.update(cell_summary(runs), status="done")
     if o != baseline and cell.get(baseline):

@@ -211,8 +211,13 @@ def switch_objective_task(cfg: DictConfig) -> str:
     ):
         child[key] = cfg[key]
     run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
-    run_dir.mkdir(exist_ok=True)
-    handler = logging.FileHandler(run_dir / "switch_objective.log")
+    try:
+        run_dir.mkdir(exist_ok=True)
+        handler = logging.FileHandler(run_dir / "switch_objective.log")
+    except OSError as e:
+        raise RunError(
+            f"cannot create the run directory {run_dir} ({e.strerror or e}); move away what is there"
+        ) from None
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
     try:

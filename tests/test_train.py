@@ -127,9 +127,6 @@ def test_a_checkpoint_of_another_config_is_refused(iwae_cli, smoke_run: Path) ->
     assert read_json(smoke_run / "status.json")["state"] == "done"
 
 
-@pytest.mark.xfail(reason="bug: run_training rewrites config.yaml and metrics.json['run'] before the "
-                   "checkpoint's fingerprint is checked, so a refused resume leaves the run directory "
-                   "describing k=50", strict=True)
 def test_a_refused_resume_leaves_the_run_description_alone(iwae_cli, smoke_run: Path) -> None:
     before = {name: (smoke_run / name).read_bytes() for name in ("config.yaml", "metrics.json")}
     iwae_cli("train", *SMOKE, "k=50", f"hydra.run.dir={smoke_run}", ok=False)
@@ -177,8 +174,13 @@ def test_two_latent_units(iwae_cli) -> None:
 
 @pytest.mark.parametrize(
     "model, extra",
-    [("vae", ()), ("iwae", ()), ("stl", ()), ("dreg", ()), ("miwae", ("model.groups=5",)), ("ciwae", ()),
-     ("piwae", ("model.groups=5",)), ("rws", ())],
+    [("vae", ()), ("iwae", ()), ("stl", ()),
+     pytest.param("dreg", (), marks=pytest.mark.xfail(
+         reason="bug: objectives.dreg calls h.register_hook() also under torch.no_grad (train.mean_bound, the "
+         "validation bound): RuntimeError 'cannot register a hook on a tensor that doesn't require gradient'",
+         strict=True)),
+     ("miwae", ("model.groups=5",)), ("ciwae", ()), ("piwae", ("model.groups=5",)), ("rws", ())],
+    ids=["vae", "iwae", "stl", "dreg", "miwae", "ciwae", "piwae", "rws"],
 )
 def test_every_objective_trains(iwae_cli, model: str, extra: tuple[str, ...]) -> None:
     iwae_cli("train", *SMOKE, f"model={model}", "k=10", *extra)

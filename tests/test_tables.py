@@ -1,0 +1,178 @@
+"""Tables 1 and 2, table-extra, grad-snr and bench, driven through the real CLI on the smoke profile.
+
+The Table 1 sweep (12 MNIST cells; OMNIGLOT is absent on these machines) runs once per module and the other
+tests build on its runs, as a user's second command would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from iwae_cli import tables
+
+
+def iwae(args: list[str], env: dict[str, str], timeout: int = 400) -> subprocess.CompletedProcess:
+    """Run `python -m iwae_cli ARGS` as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "iwae_cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, shared_data_dir: Path) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tables")
+    return {**os.environ, "IWAE_DATA_DIR": str(shared_data_dir), "IWAE_OUTPUT_ROOT": str(root / "outputs")}
+
+
+@pytest.fixture(scope="module")
+def table1(env) -> tuple[subprocess.CompletedProcess, Path]:
+    result = iwae(["table1", "profile=smoke"], env)
+    return result, Path(env["IWAE_OUTPUT_ROOT"]) / "tables"
+
+
+def test_table1_has_every_cell_with_ours_beside_the_papers(table1):
+    result, out = table1
+    assert result.returncode == 0, result.stderr[-2000:]
+    df = pd.read_csv(out / "table1.csv")
+    assert len(df) == 24
+    mnist, omniglot = df[df.dataset == "mnist"], df[df.dataset == "omniglot"]
+    assert (mnist.status == "done").all()
+    assert mnist.nll.between(50, 600).all() and (mnist.nll_se > 0).all()
+    assert (mnist.eval_k == 50).all() and (mnist.eval_n == 100).all()
+    assert (mnist.passes == 2).all() and (mnist.schedule == "smoke").all()
+    # the paper's numbers come from paper_results.csv, and the difference is ours minus theirs
+    row = mnist[(mnist.layers == 2) & (mnist.k == 50) & (mnist.objective == "iwae")].iloc[0]
+    assert row.paper_nll == pytest.approx(82.90) and row.paper_units == "26+7"
+    assert row.nll_minus_paper == pytest.approx(row.nll - 82.90, abs=1e-3)
+    assert len(str(row.units).split("+")) == 2
+    # missing data leaves cells empty, with the reason
+    assert omniglot.nll.isna().all()
+    assert omniglot.status.str.contains("not run: OMNIGLOT not found").all()
+    # VAE and IWAE coincide at k=1 (same model class, same seed, same noise)
+    k1 = mnist[mnist.k == 1].groupby("layers").nll.nunique()
+    assert (k1 == 1).all()
+
+
+def test_table1_writes_markdown_claims_and_figures(table1):
+    result, out = table1
+    markdown = (out / "table1.md").read_text()
+    assert "| dataset | layers | k | VAE NLL ours | VAE NLL paper" in markdown
+    assert "| mnist | 2 | 50 |" in markdown
+    assert "IWAE NLL falls as k grows" in markdown and "two stochastic layers beat one" in markdown
+    claims = pd.read_csv(out / "table1_claims.csv")
+    measured = claims[claims.case.str.startswith("mnist")]
+    assert set(measured.verdict.str.split(" ").str[0]) <= {"holds", "does", "inconclusive"}
+    assert (claims[claims.case.str.startswith("omniglot")].verdict == "not measured").all()
+    nll_claims = measured[measured.se.notna()]
+    assert (nll_claims.se > 0).all()
+    for name in ("nll_vs_paper.png", "learning_curves.png", "samples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "The paper's claims:" in result.stdout
+
+
+def test_rerunning_table1_trains_nothing_again(table1, env):
+    runs = sorted(Path(env["IWAE_OUTPUT_ROOT"], "runs").rglob("checkpoint.pt"))
+    before = {p: p.stat().st_mtime_ns for p in runs}
+    result = iwae(["table1", "profile=smoke", "datasets=[mnist]"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in runs} == before
+    assert len(pd.read_csv(table1[1] / "table1.csv")) == 12
+
+
+def test_table2_switches_objectives_from_the_table1_runs(table1, env):
+    result = iwae(["table2", "profile=smoke"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    df = pd.read_csv(table1[1] / "table2.csv")
+    assert list(df.experiment) == [1, 2]
+    assert (df.status == "done").all()
+    first = df.iloc[0]
+    assert (first.first_objective, first.first_k, first.second_objective, first.second_k) == ("vae", 1, "iwae", 50)
+    assert first.second_paper_nll == pytest.approx(84.88)
+    child = Path(first.second_run_dir)
+    assert child.parent == Path(first.first_run_dir) and child.name == "switch-iwae-k50"
+    metrics = json.loads((child / "metrics.json").read_text())
+    assert metrics["run"]["parent"] == first.first_run_dir and metrics["run"]["schedule"] == "smoke-switch"
+    markdown = (table1[1] / "table2.md").read_text()
+    assert "switching lowers NLL" in markdown and "switching raises NLL" in markdown
+
+
+def test_failed_jobs_are_marked_and_the_rest_is_built(env):
+    # MIWAE with model.groups=5 cannot split k=1 samples: that job fails, the VAE job finishes.
+    result = iwae(
+        ["table1", "profile=smoke", "datasets=[mnist]", "depths=[1]", "ks=[1]", "objectives=[vae,miwae]"], env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table1.csv").set_index("objective")
+    assert df.loc["vae", "status"] == "done"
+    assert df.loc["miwae", "status"].startswith("failed: ") and "model.groups" in df.loc["miwae", "status"]
+
+
+def test_table_extra_compares_with_iwae_over_seeds(env):
+    args = ["table-extra", "profile=smoke", "ks=[4]", "objectives=[iwae,dreg]", "seeds=[0,1]"]
+    result = iwae(args, env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table_extra.csv").set_index("objective")
+    assert (df.status == "done").all() and df.loc["dreg", "seeds"] == "0+1"
+    assert math.isfinite(df.loc["dreg", "vs_baseline"]) and df.loc["dreg", "vs_baseline_se"] > 0
+    assert df.loc["dreg", "vs_baseline_seed_se"] >= 0
+    assert df.loc["dreg", "verdict"] in ("within noise", "better than iwae", "worse than iwae")
+
+
+def test_grad_snr_writes_csv_and_plot(table1, env):
+    run = Path(env["IWAE_OUTPUT_ROOT"]) / "runs" / "mnist" / "L1-iwae-k5" / "smoke-paper-seed0"
+    result = iwae(["grad-snr", f"run={run}", "ks=[1,8]", "draws=8", "objectives=[iwae,dreg]"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    df = pd.read_csv(run / "grad_snr.csv")
+    assert len(df) == 8 and set(df.part) == {"encoder", "decoder"}
+    assert (df.snr_mean > 0).all() and df.snr_mean.map(math.isfinite).all()
+    assert (run / "grad_snr.png").exists()
+
+
+def test_bench_prints_and_writes_fractions(env):
+    args = ["bench", "depths=[1]", "ks=[1]", "eval_k=100", "eval_examples=4", "min_seconds=0.05"]
+    result = iwae(args, env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((Path(env["IWAE_OUTPUT_ROOT"]) / "bench" / "bench.json").read_text())
+    results = report["devices"]["cpu"]["results"]
+    assert [r["what"] for r in results] == ["train", "eval k=100"]
+    assert all(0 < r["fraction"] < 5 and r["gflops"] > 0 for r in results)
+    assert "fraction" in result.stdout
+
+
+def test_verdicts_respect_noise():
+    assert tables.verdict(-3.0, 1.0, expect_negative=True) == "holds"
+    assert tables.verdict(3.0, 1.0, expect_negative=True) == "does not hold"
+    assert tables.verdict(-1.5, 1.0, expect_negative=True).startswith("inconclusive")
+    assert tables.verdict(None, None, expect_negative=True) == "not measured"
+    assert tables.total_units("16+5") == 21 and tables.total_units(None) is None
+
+
+def test_paired_difference_uses_the_same_examples(tmp_path):
+    def run_with(values):
+        path = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        path.mkdir()
+        torch.save({"log_likelihoods": torch.tensor(values, dtype=torch.float64)}, path / "log_likelihoods_test.pt")
+        return path
+
+    a = run_with([-90.0, -100.0, -110.0])
+    b = run_with([-91.0, -102.0, -111.0])
+    diff, se = tables.paired_nll_difference([a], [b])
+    assert diff == pytest.approx(-4 / 3)  # NLL(a) - NLL(b) = mean(L_b - L_a)
+    assert se == pytest.approx(torch.tensor([-1.0, -2.0, -1.0], dtype=torch.float64).std().item() / math.sqrt(3))
+    assert tables.paired_nll_difference([a], [run_with([-1.0, -2.0])]) is None
+
+
+def test_paper_numbers_match_the_protocol():
+    assert tables.paper_cell("mnist", 1, 1, "vae") == (86.76, "19")
+    assert tables.paper_cell("omniglot", 2, 50, "iwae") == (103.38, "44+7")
+    assert tables.paper_cell("mnist", 3, 1, "vae") == (None, None)
+    assert len(tables.paper_results()) == 28
