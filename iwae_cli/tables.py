@@ -12,6 +12,7 @@ import logging
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -147,6 +148,22 @@ def launcher_arguments(n_jobs: int) -> list[str]:
     return [f"hydra/launcher={chosen}", *forwarded]
 
 
+def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
+    """What every job launched by a table command is told: evaluate as the profile says, quietly, with the
+    table's paths and `threads` CPU threads."""
+    examples = cfg.profile.eval_examples
+    return [
+        "evaluate=true",
+        f"eval.k={cfg.profile.eval_k}",
+        f"eval.examples={'null' if examples is None else examples}",
+        "progress=false",
+        f"threads={threads}",
+        f"output_root={cfg.output_root}",
+        "download=never",
+        *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else []),
+    ]
+
+
 def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int, extra: list[str]) -> int:
     """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess; returns its exit code."""
     n_jobs = int(cfg.n_jobs) if cfg.get("n_jobs") else max(1, min(cpu_count(), n_cells))
@@ -155,14 +172,7 @@ def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int, extra: list[
     overrides += [
         f"schedule={cfg.profile.schedule}",
         f"optim={cfg.optim}",
-        "evaluate=true",
-        f"eval.k={cfg.profile.eval_k}",
-        f"eval.examples={'null' if cfg.profile.eval_examples is None else cfg.profile.eval_examples}",
-        "progress=false",
-        f"threads={threads}",
-        f"output_root={cfg.output_root}",
-        "download=never",
-        *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else []),
+        *job_overrides(cfg, threads),
         *launcher_arguments(n_jobs),
         *extra,
         *cfg.get("train_overrides", []),
@@ -377,23 +387,35 @@ def profile_header(title: str, command: str, cfg: DictConfig) -> str:
 # ---------------------------------------------------------------------------------------------- commands
 
 
-@user_facing
-def table1_task(cfg: DictConfig) -> str:
-    """Train and evaluate every Table 1 cell (one Hydra multirun), then write table1.csv/.md and figures."""
+def train_grid(cfg: DictConfig) -> tuple[dict[str, str], Callable[[str, int, str, int], list[Path]]]:
+    """Train and evaluate the grid datasets x depths x ks x objectives x seeds as one sweep (finished runs are
+    skipped). Returns why datasets were left out, and a look-up (dataset, depth, objective, k) -> its runs."""
     present, skipped = available_datasets(cfg)
-    layers, ks, objectives, seeds = (list(cfg[key]) for key in ("depths", "ks", "objectives", "seeds"))
+    depths, ks, objectives, seeds = (list(cfg[key]) for key in ("depths", "ks", "objectives", "seeds"))
     if present:
-        grid = {"dataset": present, "layers": layers, "k": ks, "model": objectives, "seed": seeds}
-        n_cells = len(present) * len(layers) * len(ks) * len(objectives) * len(seeds)
+        grid = {"dataset": present, "layers": depths, "k": ks, "model": objectives, "seed": seeds}
+        n_cells = len(present) * len(depths) * len(ks) * len(objectives) * len(seeds)
         if run_sweep(cfg, grid, n_cells, []) != 0:
             log.warning("some training jobs failed; their cells are marked in the table")
     found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
+
+    def runs_of(d: str, depth: int, o: str, k: int) -> list[Path]:
+        return [found[key] for s in seeds if (key := CellKey(d, depth, o, k, s)) in found]
+
+    return skipped, runs_of
+
+
+@user_facing
+def table1_task(cfg: DictConfig) -> str:
+    """Train and evaluate every Table 1 cell (one Hydra multirun), then write table1.csv/.md and figures."""
+    skipped, runs_of = train_grid(cfg)
+    layers = list(cfg.depths)
     rows, cells = [], {}
     for d in cfg.datasets:
         for depth in layers:
-            for k in ks:
-                for o in objectives:
-                    runs = [found[key] for s in seeds if (key := CellKey(d, depth, o, k, s)) in found]
+            for k in cfg.ks:
+                for o in cfg.objectives:
+                    runs = runs_of(d, depth, o, k)
                     cells[(d, depth, o, k)] = [r for r in runs if run_state(r) == "done"]
                     rows.append(table1_row(d, depth, k, o, runs, skipped.get(d), cfg))
     df = pd.DataFrame(rows)
@@ -499,14 +521,7 @@ def switch_command(cfg: DictConfig, parent: Path, objective: str, k: int, thread
         f"run={parent}",
         f"model={objective}",
         f"k={k}",
-        "evaluate=true",
-        f"eval.k={cfg.profile.eval_k}",
-        f"eval.examples={'null' if cfg.profile.eval_examples is None else cfg.profile.eval_examples}",
-        "progress=false",
-        f"threads={threads}",
-        f"output_root={cfg.output_root}",
-        "download=never",
-        *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else []),
+        *job_overrides(cfg, threads),
     ]
 
 
@@ -654,24 +669,14 @@ def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float] |
 @user_facing
 def table_extra_task(cfg: DictConfig) -> str:
     """Newer objectives beside VAE and IWAE, several seeds per cell, each compared with the baseline objective."""
-    present, skipped = available_datasets(cfg)
-    depths, ks, objectives, seeds = (list(cfg[key]) for key in ("depths", "ks", "objectives", "seeds"))
-    if present:
-        grid = {"dataset": present, "layers": depths, "k": ks, "model": objectives, "seed": seeds}
-        n_cells = len(present) * len(depths) * len(ks) * len(objectives) * len(seeds)
-        if run_sweep(cfg, grid, n_cells, []) != 0:
-            log.warning("some training jobs failed; their cells are marked in the table")
-    found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
+    skipped, runs_of = train_grid(cfg)
     rows = []
     for d in cfg.datasets:
-        for depth in depths:
-            for k in ks:
-                launched = {
-                    o: [found[key] for s in seeds if (key := CellKey(d, depth, o, k, s)) in found]
-                    for o in objectives
-                }
+        for depth in cfg.depths:
+            for k in cfg.ks:
+                launched = {o: runs_of(d, depth, o, k) for o in cfg.objectives}
                 cell = {o: [r for r in runs if _evaluated(r)] for o, runs in launched.items()}
-                for o in objectives:
+                for o in cfg.objectives:
                     status = unfinished_status(launched[o], skipped.get(d))
                     rows.append(extra_row(d, depth, k, o, cell, str(cfg.baseline), status))
     df = pd.DataFrame(rows)

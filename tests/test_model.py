@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tiny_models import binary_x, random_model
 from torch import nn
 from torch.distributions import Bernoulli, Normal
 
@@ -36,21 +37,6 @@ def linear_shapes(module: nn.Module) -> list[tuple[int, int]]:
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def random_model(arch: Architecture, seed: int = 0, scale: float = 1.0) -> IWAEModel:
-    """A float64 model with all parameters (biases too) drawn at random, so that no term is trivially zero."""
-    torch.manual_seed(seed)
-    model = IWAEModel(arch).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(scale * torch.randn_like(p) / math.sqrt(p.shape[-1]))
-    return model
-
-
-def binary_x(batch: int, x_dim: int, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, x_dim, generator=g, dtype=torch.float64) < 0.4).double()
 
 
 def forward_mlp(linears: list[nn.Linear], h: torch.Tensor) -> torch.Tensor:

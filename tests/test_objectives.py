@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tiny_models import binary_x, random_model
 
 from iwae_cli import objectives
 from iwae_cli.errors import ConfigError
@@ -27,21 +28,6 @@ SMALL_2 = Architecture(
 )
 TINY_1 = Architecture(latent_units=(2,), encoder_hidden=((8,),), decoder_hidden=((8,),), x_dim=6)
 TINY_2 = Architecture(latent_units=(3, 2), encoder_hidden=((8,), (6,)), decoder_hidden=((8,), (6,)), x_dim=6)
-
-
-def random_model(arch: Architecture, seed: int = 0, scale: float = 1.0) -> IWAEModel:
-    """A float64 model with all parameters (biases too) random, so q is a poor fit and weights vary."""
-    torch.manual_seed(seed)
-    model = IWAEModel(arch).to(F64)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(scale * torch.randn_like(p) / math.sqrt(p.shape[-1]))
-    return model
-
-
-def binary_x(batch: int, x_dim: int, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, x_dim, generator=g, dtype=F64) < 0.4).to(F64)
 
 
 def make_noise(model: IWAEModel, k: int, batch: int, seed: int) -> list[torch.Tensor]:
