@@ -42,6 +42,10 @@ def quote_numeric_choices(args: list[str]) -> list[str]:
     return quoted
 
 
+# Hydra flags that only inspect the config: they must not create directories.
+INSPECTION_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve", "-sc"}
+
+
 def with_absolute_output_root(args: list[str]) -> list[str]:
     """Pin `output_root` to an absolute path (from output_root=..., else $IWAE_OUTPUT_ROOT, else ./outputs), so no
     job's directory depends on the working directory of whatever process runs it, and check it is writable
@@ -53,15 +57,17 @@ def with_absolute_output_root(args: list[str]) -> list[str]:
     if "${" in value:  # an interpolation: leave it to Hydra
         return args
     root = Path(value).expanduser().absolute()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=root).close()
-    except OSError as e:
-        raise IwaeError(
-            f"cannot write to the output directory {root} ({e.strerror or e}): choose a writable one with "
-            "output_root=... or IWAE_OUTPUT_ROOT"
-        ) from None
-    return [a for a in args if not a.startswith("output_root=")] + [f"output_root='{root}'"]
+    if not INSPECTION_FLAGS.intersection(args):  # --help, --cfg job ... write nothing
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=root).close()
+        except OSError as e:
+            raise IwaeError(
+                f"cannot write to the output directory {root} ({e.strerror or e}): choose a writable one with "
+                "output_root=... or IWAE_OUTPUT_ROOT"
+            ) from None
+    quoted = str(root) if re.fullmatch(r"[\w./+-]+", str(root)) else f"'{root}'"  # Hydra's override grammar
+    return [a for a in args if not a.startswith("output_root=")] + [f"output_root={quoted}"]
 
 
 def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
+from .checks import whole_number
 from .errors import ConfigError, IwaeError
 
 
@@ -40,10 +41,8 @@ def configure_torch(threads: int | None) -> None:
     this project's CPUs; flushing them to zero changes no result at the precision that matters.
     """
     torch.set_flush_denormal(True)
-    if threads is not None:
-        if int(threads) < 1:
-            raise ConfigError(f"threads must be >= 1 (or null for one per core), got {threads}")
-        torch.set_num_threads(int(threads))
+    if whole_number(threads, "threads", allow_null=True) is not None:
+        torch.set_num_threads(threads)
 
 
 class StopFlag:
@@ -88,3 +87,9 @@ def cpu_count() -> int:
 def progress_disabled(progress: bool | None) -> bool | None:
     """tqdm's `disable` for a progress setting: True/False force it, None lets tqdm show it only on a terminal."""
     return None if progress is None else not progress
+
+
+def progress_setting(cfg) -> bool | None:
+    """The config's `progress`: true/false force progress bars on or off, auto (None) shows them on a terminal."""
+    value = cfg.get("progress", "auto")
+    return None if value == "auto" else bool(value)

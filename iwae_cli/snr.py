@@ -18,12 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_text
+from .checks import whole_number
 from .datasets import binarize
-from .errors import ConfigError
 from .model import IWAEModel
 from .objectives import get_objective
-from .runtime import progress_disabled
-from .tasks import _load, _progress, split_tensor, user_facing
+from .runtime import progress_disabled, progress_setting
+from .tasks import load_named_run, split_tensor, user_facing
 from .train import backward
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,16 @@ def plot_snr(df: pd.DataFrame, path: Path) -> None:
 @user_facing
 def grad_snr_task(cfg: DictConfig) -> dict[str, Any]:
     """SNR of encoder and decoder gradients for each objective and k; writes grad_snr.csv and grad_snr.png."""
-    if int(cfg.draws) < 2 or any(int(k) < 1 for k in cfg.ks):
-        raise ConfigError(
-            f"grad-snr needs draws >= 2 and every k >= 1, got draws={cfg.draws} ks={list(cfg.ks)}"
-        )
-    run = _load(cfg)
+    whole_number(cfg.draws, "draws", minimum=2)
+    for k in cfg.ks:
+        whole_number(k, "ks[...]")
+    run = load_named_run(cfg)
     device = next(run.model.parameters()).device
     generator = torch.Generator(device).manual_seed(int(cfg.seed))
     x = binarize(split_tensor(run.config.dataset.name, "train", cfg, int(cfg.examples)).to(device), generator)
     rows = []
     jobs = [(name, int(k)) for name in cfg.objectives for k in cfg.ks]
-    for name, k in tqdm(jobs, disable=progress_disabled(_progress(cfg)), desc="grad-snr"):
+    for name, k in tqdm(jobs, disable=progress_disabled(progress_setting(cfg)), desc="grad-snr"):
         objective = get_objective(OmegaConf.create({"name": name, "groups": 1, "beta": 0.5}), k)
         for part, grads in gradient_samples(run.model, objective, x, k, int(cfg.draws), generator).items():
             rows.append({"objective": name, "k": k, "part": part, **signal_to_noise(grads)})

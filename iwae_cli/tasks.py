@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write
+from .checks import number, whole_number
 from .datasets import load_dataset
 from .errors import ConfigError, IwaeError, RunError
 from .evaluate import (
@@ -31,7 +32,7 @@ from .evaluate import (
     units_label,
 )
 from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
-from .runtime import configure_torch, resolve_device
+from .runtime import configure_torch, progress_setting, resolve_device
 from .train import run_training, validate_config
 
 log = logging.getLogger(__name__)
@@ -79,23 +80,27 @@ def split_tensor(dataset: str, split: str, cfg: DictConfig, examples: int | None
     """Intensities of one split (optionally its first N examples)."""
     if split not in ("train", "valid", "test"):
         raise ConfigError(f"split={split} does not exist; use split=test, split=valid or split=train")
+    examples = whole_number(examples, "examples", allow_null=True)
     data = getattr(load_dataset(dataset, cfg.get("data_dir"), cfg.get("download", "ask")), split)
-    if examples is not None:
-        if int(examples) < 1:
-            raise ConfigError(f"examples must be >= 1 (or null for the whole split), got {examples}")
-        data = data[: int(examples)]
-    return data
+    return data if examples is None else data[:examples]
 
 
 def record_nll(run: Run, cfg: DictConfig, eval_cfg: DictConfig) -> NLLEstimate:
     """Estimate -L_k on a split, save the per-example values (for paired comparisons) and record metrics.json."""
-    k, split = eval_cfg.k, eval_cfg.split
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a whole number >= 1, got k={k}")
+    k, split = whole_number(eval_cfg.k, "k"), eval_cfg.split
+    for key in ("batch_size", "chunk"):
+        whole_number(eval_cfg[key], f"eval.{key}")
+    whole_number(eval_cfg.seed, "eval.seed", minimum=0)
     device = next(run.model.parameters()).device
     x = split_tensor(run.config.dataset.name, split, cfg, eval_cfg.examples).to(device)
     estimate, per_example = estimate_nll(
-        run.model, x, k, int(eval_cfg.seed), int(eval_cfg.batch_size), int(eval_cfg.chunk), _progress(cfg)
+        run.model,
+        x,
+        k,
+        int(eval_cfg.seed),
+        int(eval_cfg.batch_size),
+        int(eval_cfg.chunk),
+        progress_setting(cfg),
     )
     payload = {"log_likelihoods": per_example, "k": k, "seed": int(eval_cfg.seed)}
     atomic_write(run.path / f"log_likelihoods_{split}.pt", lambda f: torch.save(payload, f))
@@ -111,7 +116,7 @@ def record_active_units(run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int
     x = split_tensor(run.config.dataset.name, "train", cfg, int(au_cfg.examples)).to(device)
     generator = torch.Generator(device).manual_seed(seed)
     stats = activity_statistics(run.model, binarize(x, generator), generator)
-    threshold = float(au_cfg.threshold)
+    threshold = number(au_cfg.threshold, "threshold")
     counts = count_active(stats, threshold)
     record_metrics(
         run.path,
@@ -129,12 +134,8 @@ def record_active_units(run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int
     return counts
 
 
-def _progress(cfg: DictConfig) -> bool | None:
-    value = cfg.get("progress", "auto")
-    return None if value == "auto" else bool(value)
-
-
-def _load(cfg: DictConfig) -> Run:
+def load_named_run(cfg: DictConfig) -> Run:
+    """The run named by the command's `run=` (or the latest), on the command's device."""
     configure_torch(cfg.get("threads"))
     return load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
 
@@ -253,7 +254,7 @@ def _finish(run_dir: Path, trainer, cfg: DictConfig) -> None:
 @user_facing
 def eval_nll_task(cfg: DictConfig) -> dict:
     """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json."""
-    run = _load(cfg)
+    run = load_named_run(cfg)
     eval_cfg = OmegaConf.create(
         {
             "k": cfg.k,
@@ -275,7 +276,7 @@ def eval_nll_task(cfg: DictConfig) -> dict:
 @user_facing
 def active_units_task(cfg: DictConfig) -> list[int]:
     """Count active units per layer of a trained run and record them with every unit's A_u."""
-    run = _load(cfg)
+    run = load_named_run(cfg)
     au_cfg = OmegaConf.create({"examples": cfg.examples, "threshold": cfg.threshold})
     counts = record_active_units(run, cfg, au_cfg, int(cfg.eval.seed))
     print(

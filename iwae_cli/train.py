@@ -20,13 +20,21 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .atomic import atomic_write_text
+from .checks import number, whole_number
 from .datasets import binarize, load_dataset, training_pixel_means
 from .errors import ConfigError, NumericalError
 from .model import IWAEModel, build_model
 from .objectives import Estimate, get_objective
 from .optim import build_optimizer, set_learning_rate
 from .runs import CONFIG_NAME, record_metrics, run_summary, write_status
-from .runtime import Interrupted, configure_torch, progress_disabled, resolve_device, stop_on_signals
+from .runtime import (
+    Interrupted,
+    configure_torch,
+    progress_disabled,
+    progress_setting,
+    resolve_device,
+    stop_on_signals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +58,11 @@ class Position:
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject unusable values with one line each, before any data is read."""
-    k = cfg.k
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a whole number >= 1 (the number of importance samples), got k={k}")
+    whole_number(cfg.k, "k")
+    whole_number(cfg.seed, "seed", minimum=0)
+    number(cfg.checkpoint_minutes, "checkpoint_minutes")
     schedule = cfg.schedule
-    batch = schedule.batch_size
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"schedule.batch_size must be a whole number >= 1, got {batch}")
+    batch = whole_number(schedule.batch_size, "schedule.batch_size")
     passes, rates = list(schedule.passes), list(schedule.learning_rates)
     if not passes or len(passes) != len(rates):
         raise ConfigError(
@@ -232,6 +238,11 @@ class Trainer:
                 pos.stage, pos.epoch_in_stage = pos.stage + 1, 0
                 self.save()
                 last_save = time.monotonic()
+            if stop:  # arrived after the last step (during the final validation or save): still stop here
+                raise Interrupted(
+                    f"stopped by {stop.signal_name} after training finished; checkpoint saved in "
+                    f"{self.run_dir}. Resume with: {resume_hint}"
+                )
         return pos
 
     def _run_epoch(self, bar, stop, checkpoint_minutes: float, last_save: float, resume_hint: str) -> float:
@@ -250,7 +261,7 @@ class Trainer:
             except NumericalError:
                 raise NumericalError(
                     f"non-finite loss or gradient at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, step "
-                    f"{step + 1}; the last good checkpoint in {self.run_dir} is kept. Lower the learning rate "
+                    f"{step + 1}; the last good checkpoint in {self.run_dir} (if any) is kept. Lower the learning rate "
                     "(schedule.learning_rates=[...]) or change the seed"
                 ) from None
             pos.step_in_epoch, pos.epoch_examples = step + 1, pos.epoch_examples + b
@@ -324,15 +335,18 @@ def run_training(
     validate_config(cfg)
     check_resumable(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # left by a process killed in the middle of an atomic write
+        stale.unlink(missing_ok=True)
     atomic_write_text(run_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
     record_metrics(run_dir, {"run": run_summary(cfg)})
     try:
         trainer = Trainer(cfg, run_dir, parent_checkpoint)
         if trainer.finished:
             log.info("%s has finished its schedule; not training again", run_dir)
+            write_status(run_dir, "done")  # (it may have been stopped after its last step)
             return trainer
         write_status(run_dir, "running")
-        trainer.fit(float(cfg.checkpoint_minutes), _progress_enabled(cfg), resume_hint)
+        trainer.fit(float(cfg.checkpoint_minutes), progress_setting(cfg), resume_hint)
     except Interrupted as e:
         write_status(run_dir, "interrupted", str(e))
         raise
@@ -353,9 +367,3 @@ def run_training(
     )
     write_status(run_dir, "done")
     return trainer
-
-
-def _progress_enabled(cfg: DictConfig) -> bool | None:
-    """progress: true/false, or auto (tqdm decides: on when stderr is a terminal)."""
-    value = cfg.get("progress", "auto")
-    return None if value == "auto" else bool(value)
