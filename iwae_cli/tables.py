@@ -207,20 +207,26 @@ def verdict(diff: float | None, se: float | None, expect_negative: bool) -> str:
     return "holds" if (diff < 0) == expect_negative else "does not hold"
 
 
-def nll_claim(claim: str, case: str, a: list[Path], b: list[Path]) -> dict[str, Any]:
-    """A claim that NLL(a) < NLL(b), judged on the paired difference."""
+def nll_claim(
+    claim: str, case: str, a: list[Path], b: list[Path], difference_of: str, lower: bool = True
+) -> dict[str, Any]:
+    """A claim that NLL(a) is lower (or, lower=False, higher) than NLL(b), judged on the paired difference
+    NLL(a) - NLL(b), which `difference_of` names for the reader."""
     paired = paired_nll_difference(a, b) if a and b else None
     diff, se = paired if paired else (None, None)
     return {
         "claim": claim,
         "case": case,
+        "difference_of": difference_of,
         "difference": _round(diff),
         "se": _round(se),
-        "verdict": verdict(diff, se, expect_negative=True),
+        "verdict": verdict(diff, se, expect_negative=lower),
     }
 
 
-def units_claim(claim: str, case: str, a: list[Path], b: list[Path], more: bool) -> dict[str, Any]:
+def units_claim(
+    claim: str, case: str, a: list[Path], b: list[Path], difference_of: str, more: bool
+) -> dict[str, Any]:
     """A claim that a has more (more=True) or fewer active units than b; counts are exact, so no standard error."""
     ua = [_units(r) for r in a]
     ub = [_units(r) for r in b]
@@ -229,7 +235,14 @@ def units_claim(claim: str, case: str, a: list[Path], b: list[Path], more: bool)
         result = "not measured"
     else:
         result = "holds" if (diff > 0 if more else diff < 0) else "does not hold"
-    return {"claim": claim, "case": case, "difference": _round(diff), "se": None, "verdict": result}
+    return {
+        "claim": claim,
+        "case": case,
+        "difference_of": difference_of,
+        "difference": _round(diff),
+        "se": None,
+        "verdict": result,
+    }
 
 
 def _units(run_dir: Path) -> int | None:
@@ -258,6 +271,7 @@ def table1_claims(
                         f"{d} L{depth}: k={k_big} vs k={k_small}",
                         runs(d, depth, "iwae", k_big),
                         runs(d, depth, "iwae", k_small),
+                        f"NLL(k={k_big}) - NLL(k={k_small})",
                     )
                 )
             for k in (5, 50):
@@ -267,6 +281,7 @@ def table1_claims(
                         f"{d} L{depth} k={k}",
                         runs(d, depth, "iwae", k),
                         runs(d, depth, "vae", k),
+                        "NLL(IWAE) - NLL(VAE)",
                     )
                 )
             claims.append(
@@ -275,6 +290,7 @@ def table1_claims(
                     f"{d} L{depth}",
                     runs(d, depth, "iwae", 50),
                     runs(d, depth, "vae", 50),
+                    "units(IWAE) - units(VAE)",
                     more=True,
                 )
             )
@@ -287,6 +303,7 @@ def table1_claims(
                             f"{d} {o} k={k}",
                             runs(d, 2, o, k),
                             runs(d, 1, o, k),
+                            "NLL(2 layers) - NLL(1 layer)",
                         )
                     )
     return claims
@@ -303,7 +320,7 @@ def claims_text(claims: list[dict[str, Any]]) -> list[str]:
             figures = (
                 ""
                 if c["difference"] is None
-                else f"diff {c['difference']:+.3f}"
+                else f"{c['difference_of']} = {c['difference']:+.3f}"
                 + (f" ± {c['se']:.3f} (SE)" if c["se"] is not None else "")
             )
             lines.append(f"    - {c['case']}: {c['verdict']}" + (f"; {figures}" if figures else ""))
@@ -559,20 +576,27 @@ def table2_task(cfg: DictConfig) -> str:
         parent = ready.get(exp)
         child = parent / f"switch-{second[0]}-k{second[1]}" if parent else None
         rows.append(table2_row(exp, first, second, parent, child))
-        stages = [[parent] if parent else [], [child] if child and _evaluated(child) else []]
+        before = [parent] if parent else []
+        after = [child] if child and _evaluated(child) else []
         lower = exp == 1  # VAE -> IWAE should lower NLL and raise units; IWAE -> VAE the opposite
         case = f"{first[0].upper()} k={first[1]} -> {second[0].upper()} k={second[1]}"
         claims.append(
             nll_claim(
-                f"switching {'lowers' if lower else 'raises'} NLL", case, *(stages if lower else stages[::-1])
+                f"switching {'lowers' if lower else 'raises'} NLL",
+                case,
+                after,
+                before,
+                "NLL(after) - NLL(before)",
+                lower=lower,
             )
         )
         claims.append(
             units_claim(
                 f"switching {'raises' if lower else 'lowers'} active units",
                 case,
-                stages[1],
-                stages[0],
+                after,
+                before,
+                "units(after) - units(before)",
                 more=lower,
             )
         )

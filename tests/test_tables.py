@@ -156,12 +156,27 @@ def test_verdicts_respect_noise():
     assert tables.total_units("16+5") == 21 and tables.total_units(None) is None
 
 
+def evaluated_run(tmp_path: Path, values: list[float]) -> Path:
+    """A run directory holding only per-example test log-likelihoods, as eval-nll saves them."""
+    path = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+    path.mkdir()
+    torch.save({"log_likelihoods": torch.tensor(values, dtype=torch.float64)}, path / "log_likelihoods_test.pt")
+    return path
+
+
+def test_nll_claims_are_judged_in_the_direction_they_state(tmp_path):
+    worse = evaluated_run(tmp_path, [-90.0, -100.0, -110.0, -95.0])
+    better = evaluated_run(tmp_path, [-88.0, -97.5, -108.0, -92.5])  # higher L_k = lower NLL on every example
+    lowers = tables.nll_claim("lowers", "case", [better], [worse], "NLL(better) - NLL(worse)", lower=True)
+    assert lowers["difference"] == pytest.approx(-2.25) and lowers["verdict"] == "holds"
+    assert tables.nll_claim("raises", "case", [better], [worse], "", lower=False)["verdict"] == "does not hold"
+    assert tables.nll_claim("raises", "case", [worse], [better], "", lower=False)["verdict"] == "holds"
+    assert tables.nll_claim("lowers", "case", [], [worse], "")["verdict"] == "not measured"
+
+
 def test_paired_difference_uses_the_same_examples(tmp_path):
     def run_with(values):
-        path = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        path.mkdir()
-        torch.save({"log_likelihoods": torch.tensor(values, dtype=torch.float64)}, path / "log_likelihoods_test.pt")
-        return path
+        return evaluated_run(tmp_path, values)
 
     a = run_with([-90.0, -100.0, -110.0])
     b = run_with([-91.0, -102.0, -111.0])
