@@ -351,16 +351,18 @@ def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
         "IWAE NLL ours | IWAE NLL paper | IWAE units ours / paper |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []  # why cells are empty, each reason once
     for (d, depth, k), group in rows.groupby(["dataset", "layers", "k"], sort=False):
         cells = []
         for o in ("vae", "iwae"):
             r = group[group.objective == o]
             r = r.iloc[0].to_dict() if len(r) else {}
-            ours = fmt(r.get("nll")) + (
-                f" ± {fmt(r.get('nll_se'))}"
-                if r.get("nll") is not None and not _missing(r.get("nll"))
-                else f" ({r.get('status', 'not run')})"
-            )
+            if _missing(r.get("nll")):
+                reason = str(r.get("status", "not run"))
+                notes += [] if reason in notes else [reason]
+                ours = f"– (note {notes.index(reason) + 1})"
+            else:
+                ours = f"{fmt(r.get('nll'))} ± {fmt(r.get('nll_se'))}"
             cells += [
                 ours,
                 fmt(r.get("paper_nll")),
@@ -371,6 +373,7 @@ def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
         "",
         "NLL: test negative log-likelihood in nats (lower is better), ours ± its standard error over test",
         "examples. Units: active units per stochastic layer (A_u > 0.01).",
+        *[f"Note {i}: {reason}" for i, reason in enumerate(notes, start=1)],
         "",
         "## The paper's claims",
         "",
