@@ -35,6 +35,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _permissions(path))  # mkstemp makes files private (0600); keep the usual permissions
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -48,6 +49,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             ) from None
         raise
     return path
+
+
+def _permissions(path: Path) -> int:
+    """The replaced file's permission bits, or for a new file what open() would give under the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
