@@ -164,7 +164,7 @@ def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
     ]
 
 
-def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int, extra: list[str]) -> int:
+def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int) -> int:
     """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess; returns its exit code."""
     n_jobs = int(cfg.n_jobs) if cfg.get("n_jobs") else max(1, min(cpu_count(), n_cells))
     threads = max(1, cpu_count() // n_jobs)
@@ -174,8 +174,7 @@ def run_sweep(cfg: DictConfig, grid: dict[str, list], n_cells: int, extra: list[
         f"optim={cfg.optim}",
         *job_overrides(cfg, threads),
         *launcher_arguments(n_jobs),
-        *extra,
-        *cfg.get("train_overrides", []),
+        *cfg.get("train_overrides"),
     ]
     command = [sys.executable, "-m", "iwae_cli", "train", "-m", *overrides]
     log.info("launching %d training jobs: %s", n_cells, " ".join(command[2:]))
@@ -415,7 +414,7 @@ def train_grid(cfg: DictConfig) -> tuple[dict[str, str], Callable[[str, int, str
     if present:
         grid = {"dataset": present, "layers": depths, "k": ks, "model": objectives, "seed": seeds}
         n_cells = len(present) * len(depths) * len(ks) * len(objectives) * len(seeds)
-        if run_sweep(cfg, grid, n_cells, []) != 0:
+        if run_sweep(cfg, grid, n_cells) != 0:
             log.warning("some training jobs failed; their cells are marked in the table")
     found = collect_runs(Path(cfg.output_root), cfg.profile.schedule, cfg.optim)
 
@@ -746,7 +745,7 @@ def extra_row(
     """One objective's cell, with its difference to the baseline: paired over test examples and over seeds.
     `unfinished` is the status shown when no run of the cell has been evaluated."""
     row: dict[str, Any] = {"dataset": d, "layers": depth, "k": k, "objective": o}
-    runs = cell.get(o, [])
+    runs = cell.get(o)
     if not runs:
         row["status"] = unfinished
         return row
