@@ -559,7 +559,6 @@ def table2_task(cfg: DictConfig) -> str:
             cfg,
             {"dataset": ["mnist"], "layers": [1], "k": [key.k], "model": [key.objective], "seed": [seed]},
             1,
-            [],
         )
     found = collect_runs(root, cfg.profile.schedule, cfg.optim)
     ready = {
