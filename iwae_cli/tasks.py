@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write
 from .checks import number, whole_number
-from .datasets import load_dataset
+from .datasets import binarize, load_dataset
 from .errors import ConfigError, IwaeError, RunError
 from .evaluate import (
     NLLEstimate,
@@ -110,8 +110,6 @@ def record_nll(run: Run, cfg: DictConfig, eval_cfg: DictConfig) -> NLLEstimate:
 
 def record_active_units(run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int) -> list[int]:
     """Compute A_u per layer on binarised training images, record counts and every A_u, and plot log A_u."""
-    from .datasets import binarize
-
     device = next(run.model.parameters()).device
     x = split_tensor(run.config.dataset.name, "train", cfg, int(au_cfg.examples)).to(device)
     generator = torch.Generator(device).manual_seed(seed)

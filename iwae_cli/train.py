@@ -147,7 +147,6 @@ class Trainer:
     """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, parent_checkpoint: Path | None = None):
-        validate_config(cfg)
         self.cfg, self.run_dir = cfg, run_dir
         self.device = resolve_device(cfg.device)
         configure_torch(cfg.get("threads"))
