@@ -199,6 +199,11 @@ class IWAEModel(nn.Module):
             log_q = self.log_posterior(x, hs, stop_params=True)
         return self.log_joint(x, hs) - log_q
 
+    def forward(self, x: torch.Tensor, k: int, noise: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """The log weights ([k, batch]); as `forward`, torch.func.functional_call can run them with any
+        parameters, which is how the compiled training step differentiates them."""
+        return self.log_weights(x, k, noise)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples from the model, returned as decoder means (pixel probabilities), [n, 784]."""

@@ -46,6 +46,11 @@ def multi_sample_bound(log_w: torch.Tensor, groups: int) -> torch.Tensor:
     return importance_weighted_bound(log_w.reshape(groups, k // groups, batch).transpose(0, 1)).mean(0)
 
 
+def combined_bound(log_w: torch.Tensor, beta: float) -> torch.Tensor:
+    """CIWAE's beta L_VAE + (1 - beta) L_k over the same k samples ([k, batch] -> [batch])."""
+    return beta * elbo(log_w) + (1 - beta) * importance_weighted_bound(log_w)
+
+
 def normalised_weights(log_w: torch.Tensor) -> torch.Tensor:
     """w~_i = w_i / sum_j w_j, treated as constants (no gradient)."""
     return torch.softmax(log_w.detach(), 0)
@@ -101,8 +106,7 @@ def miwae(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None, groups
 
 def ciwae(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None, beta: float = 0.5) -> Estimate:
     """CIWAE(beta) (Rainforth et al. 2018): maximise beta L_VAE + (1 - beta) L_k over the same k samples."""
-    log_w = model.log_weights(x, k, noise)
-    bound = beta * elbo(log_w) + (1 - beta) * importance_weighted_bound(log_w)
+    bound = combined_bound(model.log_weights(x, k, noise), beta)
     return Estimate(bound, -bound.mean())
 
 
@@ -137,8 +141,8 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 
-def get_objective(model_config, k: int) -> Callable[[IWAEModel, torch.Tensor, int, Noise], Estimate]:
-    """The objective named by the `model` config node, with its extra parameters bound and checked against k."""
+def _objective_parameters(model_config, k: int) -> dict:
+    """The extra parameters of the objective named by the `model` config node, checked against k."""
     name = model_config.name
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown objective model={name}; choose one of {', '.join(OBJECTIVES)}")
@@ -155,5 +159,29 @@ def get_objective(model_config, k: int) -> Callable[[IWAEModel, torch.Tensor, in
         if not 0.0 <= beta <= 1.0:
             raise ConfigError(f"model.beta must lie in [0, 1] for ciwae, got {beta}")
         kwargs["beta"] = beta
-    objective = OBJECTIVES[name]
+    return kwargs
+
+
+def get_objective(model_config, k: int) -> Callable[[IWAEModel, torch.Tensor, int, Noise], Estimate]:
+    """The objective named by the `model` config node, with its extra parameters bound and checked against k."""
+    kwargs = _objective_parameters(model_config, k)
+    objective = OBJECTIVES[model_config.name]
     return lambda model, x, k, noise=None: objective(model, x, k, noise, **kwargs)
+
+
+# Objectives whose loss is minus a bound of the log weights, differentiated as it stands (no stop-gradients, no
+# separate encoder loss): for these the compiled training step (compiled_step.py) needs only this function.
+LOG_WEIGHT_BOUNDS: dict[str, Callable[..., torch.Tensor]] = {
+    "vae": elbo,
+    "iwae": importance_weighted_bound,
+    "miwae": multi_sample_bound,
+    "ciwae": combined_bound,
+}
+
+
+def log_weight_bound(model_config, k: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """For the objectives of LOG_WEIGHT_BOUNDS, their bound as a function of log w ([k, batch] -> [batch]);
+    None for the others."""
+    kwargs = _objective_parameters(model_config, k)
+    bound = LOG_WEIGHT_BOUNDS.get(model_config.name)
+    return None if bound is None else lambda log_w: bound(log_w, **kwargs)

@@ -24,7 +24,7 @@ from .checks import number, whole_number
 from .datasets import binarize, load_dataset, training_pixel_means
 from .errors import ConfigError, NumericalError
 from .model import IWAEModel, build_model
-from .objectives import Estimate, get_objective
+from .objectives import LOG_WEIGHT_BOUNDS, get_objective, log_weight_bound
 from .optim import build_optimizer, set_learning_rate
 from .runs import CONFIG_NAME, record_metrics, run_summary, write_status
 from .runtime import (
@@ -35,10 +35,14 @@ from .runtime import (
     resolve_device,
     stop_on_signals,
 )
+from .step import CompiledStep, train_step
 
 log = logging.getLogger(__name__)
 
 HISTORY_CSV = "train_log.csv"
+COMPILE_MIN_STEPS = (
+    2_000  # compile=auto compiles the step for runs at least this long (compiling takes ~10 s)
+)
 HISTORY_COLUMNS = ("stage", "epoch", "passes_done", "learning_rate", "train_bound", "valid_bound", "seconds")
 
 
@@ -61,6 +65,8 @@ def validate_config(cfg: DictConfig) -> None:
     whole_number(cfg.k, "k")
     whole_number(cfg.seed, "seed", minimum=0)
     number(cfg.checkpoint_minutes, "checkpoint_minutes")
+    if str(cfg.get("compile", "auto")).lower() not in ("auto", "true", "false"):
+        raise ConfigError(f"compile must be auto, true or false, got {cfg.compile}")
     schedule = cfg.schedule
     batch = whole_number(schedule.batch_size, "schedule.batch_size")
     passes, rates = list(schedule.passes), list(schedule.learning_rates)
@@ -76,46 +82,6 @@ def validate_config(cfg: DictConfig) -> None:
     n = schedule.get("train_examples")
     if n is not None and (not isinstance(n, int) or n < batch):
         raise ConfigError(f"schedule.train_examples must be null or >= batch_size ({batch}), got {n}")
-
-
-def train_step(
-    model: IWAEModel,
-    optimizer: torch.optim.Optimizer,
-    objective,
-    intensities: torch.Tensor,
-    k: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """One optimiser step on a minibatch of intensities; returns the sum of the bound over the minibatch.
-
-    Raises NumericalError (before the optimiser moves) when the loss or a gradient is not finite.
-    """
-    x = binarize(intensities, generator)
-    noise = [
-        torch.randn(shape, generator=generator, device=x.device) for shape in model.noise_shapes(k, len(x))
-    ]
-    estimate = objective(model, x, k, noise)
-    optimizer.zero_grad(set_to_none=True)
-    backward(model, estimate)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    finite = torch.isfinite(estimate.loss) & torch.stack(torch._foreach_norm(grads)).isfinite().all()
-    if not finite:
-        raise NumericalError("non-finite loss or gradient")
-    optimizer.step()
-    return estimate.bound.detach().sum()
-
-
-def backward(model: IWAEModel, estimate: Estimate) -> None:
-    """Fill .grad: from `loss` for all parameters, or, when the estimator has a separate encoder surrogate,
-    the decoder's gradient from `loss` and the encoder's from `encoder_loss`."""
-    if estimate.encoder_loss is None:
-        estimate.loss.backward()
-        return
-    decoder, encoder = list(model.decoders.parameters()), list(model.encoders.parameters())
-    decoder_grads = torch.autograd.grad(estimate.loss, decoder, retain_graph=True, allow_unused=True)
-    encoder_grads = torch.autograd.grad(estimate.encoder_loss, encoder, allow_unused=True)
-    for p, g in zip(decoder + encoder, decoder_grads + encoder_grads, strict=True):
-        p.grad = torch.zeros_like(p) if g is None else g
 
 
 @torch.no_grad()
@@ -168,6 +134,38 @@ class Trainer:
         self.position = Position()
         self.fingerprint = ckpt.fingerprint(cfg)
         self._restore(parent_checkpoint)
+        self.compiled_step = self._compiled_step(str(cfg.get("compile", "auto")).lower())
+
+    def _compiled_step(self, choice: str) -> CompiledStep | None:
+        """The compiled step when `compile` asks for it (auto: for runs long enough to repay the compile time,
+        falling back to the plain step where torch.compile does not work); None for the plain step."""
+        bound = log_weight_bound(self.cfg.model, self.k)
+        if choice == "false" or (choice == "auto" and self.remaining_steps < COMPILE_MIN_STEPS):
+            return None
+        if bound is None:
+            if choice == "auto":
+                return None
+            raise ConfigError(
+                f"compile=true needs an objective that is a bound of the log weights ({', '.join(LOG_WEIGHT_BOUNDS)}); "
+                f"model={self.cfg.model.name} trains with compile=false"
+            )
+        log.info("compiling the training step (seconds; compile=false skips this)")
+        try:
+            return CompiledStep(self.model, self.optimizer, bound, self.k, self.batch_size)
+        except Exception as e:  # torch.compile needs a C++ compiler (CPU) or Triton (CUDA)
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if choice == "auto":
+                log.warning("torch.compile failed (%s); training with the plain step", reason)
+                return None
+            raise ConfigError(
+                f"compile=true but torch.compile failed here: {reason}. Use compile=auto or false"
+            ) from e
+
+    @property
+    def remaining_steps(self) -> int:
+        pos = self.position
+        done = (sum(self.passes[: pos.stage]) + pos.epoch_in_stage) * self.steps_per_epoch + pos.step_in_epoch
+        return sum(self.passes) * self.steps_per_epoch - done
 
     @property
     def steps_per_epoch(self) -> int:
@@ -221,9 +219,12 @@ class Trainer:
         SIGINT/SIGTERM (then raising Interrupted). Returns the final position."""
         pos = self.position
         total_steps = sum(self.passes) * self.steps_per_epoch
-        done_steps = sum(self.passes[: pos.stage]) * self.steps_per_epoch
-        done_steps += pos.epoch_in_stage * self.steps_per_epoch + pos.step_in_epoch
-        bar = tqdm(total=total_steps, initial=done_steps, disable=progress_disabled(progress), unit="step")
+        bar = tqdm(
+            total=total_steps,
+            initial=total_steps - self.remaining_steps,
+            disable=progress_disabled(progress),
+            unit="step",
+        )
         last_save = time.monotonic()
         with stop_on_signals() as stop, bar:
             while not self.finished:
@@ -254,9 +255,12 @@ class Trainer:
         for step in range(pos.step_in_epoch, self.steps_per_epoch):
             batch = self.train_x[step * b : (step + 1) * b]
             try:
-                running += train_step(
-                    self.model, self.optimizer, self.objective, batch, self.k, self.generator
-                )
+                if self.compiled_step is not None:
+                    running += self.compiled_step(batch, self.generator)
+                else:
+                    running += train_step(
+                        self.model, self.optimizer, self.objective, batch, self.k, self.generator
+                    )
             except NumericalError:
                 raise NumericalError(
                     f"non-finite loss or gradient at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, step "
