@@ -41,7 +41,7 @@ def log_likelihood_estimates(
     k: int,
     generator: torch.Generator,
     batch_size: int = 20,
-    chunk: int = 500,
+    chunk: int = 100,
     progress: bool | None = None,
 ) -> torch.Tensor:
     """L_k(x) for every row of x_binary, as a float64 [n] tensor.
@@ -68,7 +68,7 @@ def estimate_nll(
     k: int,
     seed: int,
     batch_size: int = 20,
-    chunk: int = 500,
+    chunk: int = 100,
     progress: bool | None = None,
 ) -> tuple[NLLEstimate, torch.Tensor]:
     """-mean L_k over a dynamically binarised split (binarisation and noise seeded with `seed`).

@@ -23,8 +23,8 @@ from .datasets import binarize
 from .model import IWAEModel
 from .objectives import get_objective
 from .runtime import progress_disabled, progress_setting
+from .step import backward
 from .tasks import load_named_run, split_tensor, user_facing
-from .train import backward
 
 log = logging.getLogger(__name__)
 

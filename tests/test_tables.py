@@ -143,7 +143,7 @@ def test_bench_prints_and_writes_fractions(env):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((Path(env["IWAE_OUTPUT_ROOT"]) / "bench" / "bench.json").read_text())
     results = report["devices"]["cpu"]["results"]
-    assert [r["what"] for r in results] == ["train", "eval k=100"]
+    assert [r["what"] for r in results] == ["train", "train compiled", "eval k=100"]
     assert all(0 < r["fraction"] < 5 and r["gflops"] > 0 for r in results)
     assert "fraction" in result.stdout
 

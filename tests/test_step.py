@@ -1,0 +1,140 @@
+"""The training step: the compiled step gives the plain step's numbers, and `compile=` behaves as documented."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import iwae_cli.train as train_module
+from iwae_cli.errors import NumericalError
+from iwae_cli.model import Architecture, IWAEModel, initialise
+from iwae_cli.objectives import get_objective, log_weight_bound
+from iwae_cli.optim import build_optimizer
+from iwae_cli.step import CompiledStep, train_step
+
+SMOKE = ("schedule=smoke", "progress=false")
+TINY = Architecture(latent_units=(3, 2), encoder_hidden=((8,), (5,)), decoder_hidden=((8,), (5,)), x_dim=12)
+OPTIMS = {
+    "paper": {"variant": "torch", "beta1": 0.9, "beta2": 0.999, "eps": 1e-4},
+    "original_code": {"variant": "original_code", "beta1": 0.99, "beta2": 0.999, "eps": 1e-4},
+}
+
+
+def tiny_model(seed: int = 0) -> IWAEModel:
+    model = IWAEModel(TINY)
+    initialise(model, torch.full((TINY.x_dim,), 0.3), seed)
+    return model
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize(
+    "objective, optim",
+    [
+        ({"name": "iwae"}, "paper"),
+        ({"name": "vae"}, "original_code"),
+        ({"name": "miwae", "groups": 2}, "paper"),
+        ({"name": "ciwae", "beta": 0.3}, "paper"),
+    ],
+)
+def test_the_compiled_step_gives_the_plain_steps_numbers(objective: dict, optim: str) -> None:
+    k, batch = 4, 6
+    model_config = OmegaConf.create(objective)
+    plain_model = tiny_model()
+    compiled_model = copy.deepcopy(plain_model)
+    plain_opt = build_optimizer(plain_model.parameters(), OmegaConf.create(OPTIMS[optim]), 1e-2)
+    compiled_opt = build_optimizer(compiled_model.parameters(), OmegaConf.create(OPTIMS[optim]), 1e-2)
+    step = CompiledStep(compiled_model, compiled_opt, log_weight_bound(model_config, k), k, batch)
+    plain_gen, compiled_gen = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    data = torch.rand(batch, TINY.x_dim, generator=torch.Generator().manual_seed(9))
+    for _ in range(4):
+        plain_bound = train_step(plain_model, plain_opt, get_objective(model_config, k), data, k, plain_gen)
+        compiled_bound = step(data, compiled_gen)
+        torch.testing.assert_close(compiled_bound, plain_bound, rtol=1e-5, atol=1e-5)
+    assert torch.equal(plain_gen.get_state(), compiled_gen.get_state())  # the same random draws
+    for (name, p), q in zip(plain_model.named_parameters(), compiled_model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(plain_model.decoders[0].logits.weight, tiny_model().decoders[0].logits.weight)
+    plain_state, compiled_state = plain_opt.state_dict()["state"], compiled_opt.state_dict()["state"]
+    assert plain_state.keys() == compiled_state.keys() and len(plain_state) == len(
+        list(plain_model.parameters())
+    )
+    for i in plain_state:
+        torch.testing.assert_close(compiled_state[i], plain_state[i], rtol=1e-5, atol=1e-6)
+
+
+def test_the_compiled_step_refuses_a_non_finite_loss_before_moving() -> None:
+    model = tiny_model()
+    optimizer = build_optimizer(model.parameters(), OmegaConf.create(OPTIMS["paper"]), 1e-2)
+    step = CompiledStep(model, optimizer, log_weight_bound(OmegaConf.create({"name": "iwae"}), 3), 3, 5)
+    with torch.no_grad():
+        model.decoders[0].logits.bias[0] = float("nan")
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(NumericalError, match="non-finite"):
+        step(torch.rand(5, TINY.x_dim), torch.Generator().manual_seed(0))
+    assert not optimizer.state  # Adam never stepped
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], equal_nan=True, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------ compile= in `iwae train`
+
+
+def test_compile_true_trains_to_the_plain_runs_numbers(iwae_cli, smoke_run_template: Path) -> None:
+    """The session's smoke run (plain: compile=auto does not compile 40 steps) against compile=true."""
+    iwae_cli("train", *SMOKE, "k=5", "compile=true")
+    compiled, plain = load_checkpoint(iwae_cli.run_dir()), load_checkpoint(smoke_run_template)
+    assert torch.equal(compiled["generator"], plain["generator"])
+    for name, value in plain["model"].items():
+        # (a few of Adam's near-zero-gradient coordinates drift by float rounding over 40 steps)
+        torch.testing.assert_close(compiled["model"][name], value, rtol=1e-4, atol=5e-5)
+
+
+def test_compile_auto_compiles_long_runs_and_falls_back_when_compiling_fails(
+    iwae_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = []
+
+    def failing_compiled_step(*args, **kwargs):
+        attempts.append(args)
+        raise RuntimeError("no C++ compiler here\nsecond line")
+
+    monkeypatch.setattr(train_module, "COMPILE_MIN_STEPS", 40)  # the smoke schedule's length
+    monkeypatch.setattr(train_module, "CompiledStep", failing_compiled_step)
+    result = iwae_cli("train", *SMOKE)
+    assert len(attempts) == 1
+    output = result.stdout + result.stderr
+    assert "torch.compile failed (no C++ compiler here); training with the plain step" in output
+    assert load_checkpoint(iwae_cli.run_dir())["position"]["stage"] == 2
+
+    result = iwae_cli("train", *SMOKE, "seed=1", "compile=true", ok=False)
+    assert result.exit_code != 0
+    assert "compile=true but torch.compile failed here: no C++ compiler here" in result.stderr
+
+
+def test_compile_auto_leaves_short_runs_plain(iwae_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train_module, "COMPILE_MIN_STEPS", 41)
+    monkeypatch.setattr(train_module, "CompiledStep", lambda *a, **kw: pytest.fail("compiled a short run"))
+    iwae_cli("train", *SMOKE)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("compile=sometimes",), "compile must be auto, true or false, got sometimes"),
+        (
+            ("compile=true", "model=dreg"),
+            "compile=true needs an objective that is a bound of the log weights",
+        ),
+    ],
+)
+def test_bad_compile_settings_get_one_line(iwae_cli, overrides: tuple[str, ...], message: str) -> None:
+    result = iwae_cli("train", *SMOKE, *overrides, ok=False)
+    assert result.exit_code != 0
+    assert message in result.stderr
