@@ -86,12 +86,18 @@ def test_the_compiled_step_refuses_a_non_finite_loss_before_moving() -> None:
 # ------------------------------------------------------------------------------------ compile= in `iwae train`
 
 
-def test_compile_true_trains_to_the_plain_runs_numbers(iwae_cli, smoke_run_template: Path) -> None:
-    """The session's smoke run (plain: compile=auto does not compile 40 steps) against compile=true."""
-    iwae_cli("train", *SMOKE, "k=5", "compile=true")
-    compiled, plain = load_checkpoint(iwae_cli.run_dir()), load_checkpoint(smoke_run_template)
+def test_compile_true_trains_to_the_plain_runs_numbers_and_repeats_exactly(
+    iwae_cli, smoke_run_template: Path, tmp_path: Path
+) -> None:
+    """The session's smoke run (plain: compile=auto does not compile 40 steps) against compile=true, twice."""
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        iwae_cli("train", *SMOKE, "k=5", "compile=true", f"hydra.run.dir={run}")
+    compiled, again = (load_checkpoint(run) for run in runs)
+    plain = load_checkpoint(smoke_run_template)
     assert torch.equal(compiled["generator"], plain["generator"])
     for name, value in plain["model"].items():
+        assert torch.equal(compiled["model"][name], again["model"][name]), name  # seeded: bit-identical
         # (a few of Adam's near-zero-gradient coordinates drift by float rounding over 40 steps)
         torch.testing.assert_close(compiled["model"][name], value, rtol=1e-4, atol=5e-5)
 
