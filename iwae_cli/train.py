@@ -65,8 +65,14 @@ def validate_config(cfg: DictConfig) -> None:
     whole_number(cfg.k, "k")
     whole_number(cfg.seed, "seed", minimum=0)
     number(cfg.checkpoint_minutes, "checkpoint_minutes")
-    if str(cfg.get("compile", "auto")).lower() not in ("auto", "true", "false"):
+    compile_choice = str(cfg.get("compile", "auto")).lower()
+    if compile_choice not in ("auto", "true", "false"):
         raise ConfigError(f"compile must be auto, true or false, got {cfg.compile}")
+    if compile_choice == "true" and cfg.model.name not in LOG_WEIGHT_BOUNDS:
+        raise ConfigError(
+            f"compile=true needs an objective that is a bound of the log weights ({', '.join(LOG_WEIGHT_BOUNDS)}); "
+            f"model={cfg.model.name} trains with compile=false"
+        )
     schedule = cfg.schedule
     batch = whole_number(schedule.batch_size, "schedule.batch_size")
     passes, rates = list(schedule.passes), list(schedule.learning_rates)
@@ -140,15 +146,12 @@ class Trainer:
         """The compiled step when `compile` asks for it (auto: for runs long enough to repay the compile time,
         falling back to the plain step where torch.compile does not work); None for the plain step."""
         bound = log_weight_bound(self.cfg.model, self.k)
-        if choice == "false" or (choice == "auto" and self.remaining_steps < COMPILE_MIN_STEPS):
+        if (
+            bound is None
+            or choice == "false"
+            or (choice == "auto" and self.remaining_steps < COMPILE_MIN_STEPS)
+        ):
             return None
-        if bound is None:
-            if choice == "auto":
-                return None
-            raise ConfigError(
-                f"compile=true needs an objective that is a bound of the log weights ({', '.join(LOG_WEIGHT_BOUNDS)}); "
-                f"model={self.cfg.model.name} trains with compile=false"
-            )
         log.info("compiling the training step (seconds; compile=false skips this)")
         try:
             return CompiledStep(self.model, self.optimizer, bound, self.k, self.batch_size)

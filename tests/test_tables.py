@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +144,10 @@ def test_bench_prints_and_writes_fractions(env):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((Path(env["IWAE_OUTPUT_ROOT"]) / "bench" / "bench.json").read_text())
     results = report["devices"]["cpu"]["results"]
-    assert [r["what"] for r in results] == ["train", "train compiled", "eval k=100"]
+    # torch.compile's CPU backend needs a C++ compiler; without one bench times the plain step only
+    compiler = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    compiled = ["train compiled"] if compiler else []
+    assert [r["what"] for r in results] == ["train", *compiled, "eval k=100"]
     assert all(0 < r["fraction"] < 5 and r["gflops"] > 0 for r in results)
     assert "fraction" in result.stdout
 
