@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .atomic import atomic_write_json
+from .errors import first_line
 from .evaluate import log_likelihood_estimates
 from .model import IWAEModel, build_model
 from .objectives import get_objective, log_weight_bound
@@ -134,10 +135,8 @@ def bench_training(
         timings.append(("train compiled", timed(lambda: compiled_step(x, generator), device, min_seconds)))
     except (
         Exception
-    ) as e:  # as in training (compile=auto): where torch.compile cannot work, time the plain step
-        log.warning(
-            "torch.compile failed on %s (%s); no compiled figures", device, str(e).strip().split("\n")[0]
-        )
+    ) as e:  # as training does under compile=auto: where torch.compile fails, time the plain step
+        log.warning("torch.compile failed on %s (%s); no compiled figures", device, first_line(e))
     return [
         {
             "what": what,

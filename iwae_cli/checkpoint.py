@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write
-from .errors import RunError
+from .errors import RunError, first_line
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "iwae-checkpoint-v1"
@@ -52,9 +52,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to parse a foreign file means "not ours"
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
-            f"{path} is not a readable iwae checkpoint ({first_line[:120]}); delete it to start the run afresh"
+            f"{path} is not a readable iwae checkpoint ({first_line(e)[:120]}); delete it to start the run afresh"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise RunError(f"{path} is not an iwae checkpoint; delete it or point run= at an iwae run directory")

@@ -15,6 +15,13 @@ class IwaeError(Exception):
             self.exit_code = exit_code
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty), for one-line
+    reports of errors raised by libraries."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class DataError(IwaeError):
     """Missing, corrupt or unverifiable data files."""
 

@@ -170,7 +170,7 @@ def get_objective(model_config, k: int) -> Callable[[IWAEModel, torch.Tensor, in
 
 
 # Objectives whose loss is minus a bound of the log weights, differentiated as it stands (no stop-gradients, no
-# separate encoder loss): for these the compiled training step (compiled_step.py) needs only this function.
+# separate encoder loss): for these the compiled training step (step.py) needs only this function.
 LOG_WEIGHT_BOUNDS: dict[str, Callable[..., torch.Tensor]] = {
     "vae": elbo,
     "iwae": importance_weighted_bound,

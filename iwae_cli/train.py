@@ -22,7 +22,7 @@ from . import checkpoint as ckpt
 from .atomic import atomic_write_text
 from .checks import number, whole_number
 from .datasets import binarize, load_dataset, training_pixel_means
-from .errors import ConfigError, NumericalError
+from .errors import ConfigError, NumericalError, first_line
 from .model import IWAEModel, build_model
 from .objectives import LOG_WEIGHT_BOUNDS, get_objective, log_weight_bound
 from .optim import build_optimizer, set_learning_rate
@@ -60,12 +60,17 @@ class Position:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def compile_setting(cfg: DictConfig) -> str:
+    """The `compile` setting as auto/true/false text (Hydra parses compile=true as a bool)."""
+    return str(cfg.get("compile", "auto")).lower()
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Reject unusable values with one line each, before any data is read."""
     whole_number(cfg.k, "k")
     whole_number(cfg.seed, "seed", minimum=0)
     number(cfg.checkpoint_minutes, "checkpoint_minutes")
-    compile_choice = str(cfg.get("compile", "auto")).lower()
+    compile_choice = compile_setting(cfg)
     if compile_choice not in ("auto", "true", "false"):
         raise ConfigError(f"compile must be auto, true or false, got {cfg.compile}")
     if compile_choice == "true" and cfg.model.name not in LOG_WEIGHT_BOUNDS:
@@ -140,7 +145,7 @@ class Trainer:
         self.position = Position()
         self.fingerprint = ckpt.fingerprint(cfg)
         self._restore(parent_checkpoint)
-        self.compiled_step = self._compiled_step(str(cfg.get("compile", "auto")).lower())
+        self.compiled_step = self._compiled_step(compile_setting(cfg))
 
     def _compiled_step(self, choice: str) -> CompiledStep | None:
         """The compiled step when `compile` asks for it (auto: for runs long enough to repay the compile time,
@@ -156,7 +161,7 @@ class Trainer:
         try:
             return CompiledStep(self.model, self.optimizer, bound, self.k, self.batch_size)
         except Exception as e:  # torch.compile needs a C++ compiler (CPU) or Triton (CUDA)
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = first_line(e)
             if choice == "auto":
                 log.warning("torch.compile failed (%s); training with the plain step", reason)
                 return None
