@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -73,3 +73,53 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate (used at each stage of the schedule)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """A function with the effect of `optimizer.step()`. For torch's fused Adam (one parameter group, no amsgrad)
+    it launches the same fused kernel on the optimiser's own state directly: torch's step spends about 0.2 ms of
+    Python per call grouping tensors, a tenth of a k=5 training step on a 2-core CPU. The result is
+    bit-identical (tested), and as the state stays the optimiser's, checkpoints and resumes are unchanged."""
+    groups = optimizer.param_groups
+    group = groups[0]
+    direct = (
+        type(optimizer) is torch.optim.Adam
+        and len(groups) == 1
+        and group.get("fused")
+        and not group["amsgrad"]
+        and not group["maximize"]
+        and not group.get("decoupled_weight_decay", False)
+        and hasattr(torch, "_fused_adam_")
+    )
+    if not direct:
+        return optimizer.step
+
+    params = group["params"]
+
+    def step() -> None:
+        grads = [p.grad for p in params]
+        # torch's step creates the state on the first step and skips parameters without a gradient
+        if any(g is None for g in grads) or any(p not in optimizer.state for p in params):
+            optimizer.step()
+            return
+        states = [optimizer.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        torch._fused_adam_(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
+
+    return step

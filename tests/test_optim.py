@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from iwae_cli.errors import ConfigError
-from iwae_cli.optim import OriginalCodeAdam, build_optimizer, set_learning_rate
+from iwae_cli.optim import OriginalCodeAdam, build_optimizer, fast_step, set_learning_rate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 F64 = torch.float64
@@ -254,3 +254,61 @@ def test_set_learning_rate_changes_every_group_and_the_step(variant):
         return p.detach().clone()
 
     torch.testing.assert_close(one_step(2e-4), 0.5 * one_step(4e-4), rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# fast_step
+
+
+def test_fast_step_is_torch_fused_adam_bit_for_bit_across_a_stage_change_and_a_reload():
+    """The compiled training step moves the parameters with fast_step: it must equal optimizer.step() exactly,
+    also after set_learning_rate and after the state went through a checkpoint."""
+    cfg = OmegaConf.load(CONF / "optim" / "paper.yaml")
+    reference = [p.detach().float().requires_grad_() for p in make_params(3)]
+    fast = [p.detach().clone().requires_grad_() for p in reference]
+    grads = [[g.float() for g in step] for step in gradient_sequence(9, [p.shape for p in reference], seed=4)]
+    ref_opt, fast_opt = build_optimizer(reference, cfg, 1e-2), build_optimizer(fast, cfg, 1e-2)
+    step = fast_step(fast_opt)
+    if not fast_opt.param_groups[0].get("fused"):
+        pytest.skip("this torch has no fused Adam on CPU; fast_step is optimizer.step")
+    assert step != fast_opt.step  # the direct kernel call, not torch's step
+
+    def run(step_grads, step_fn):
+        for p, q, g in zip(reference, fast, step_grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ref_opt.step()
+        step_fn()
+
+    for i, step_grads in enumerate(grads[:6]):
+        if i == 3:
+            set_learning_rate(ref_opt, 3e-3)
+            set_learning_rate(fast_opt, 3e-3)
+        run(step_grads, step)
+    reloaded = build_optimizer(fast, cfg, 1.0)
+    reloaded.load_state_dict(copy.deepcopy(fast_opt.state_dict()))
+    for step_grads in grads[6:]:
+        run(step_grads, fast_step(reloaded))
+    assert all(torch.equal(p, q) for p, q in zip(reference, fast, strict=True))
+    assert torch.equal(ref_opt.state_dict()["state"][0]["step"], reloaded.state_dict()["state"][0]["step"])
+    assert not torch.equal(reference[0], make_params(3)[0].float())  # the parameters did move
+
+
+def test_fast_step_is_the_optimisers_own_step_for_the_authors_adam():
+    params = make_params(2)
+    opt = build_optimizer(params, OmegaConf.load(CONF / "optim" / "original_code.yaml"), 1e-3)
+    assert fast_step(opt) == opt.step
+
+
+def test_fast_step_leaves_a_parameter_without_gradient_alone_as_torch_does():
+    cfg = OmegaConf.load(CONF / "optim" / "paper.yaml")
+    reference = [p.detach().float().requires_grad_() for p in make_params(5)]
+    fast = [p.detach().clone().requires_grad_() for p in reference]
+    ref_opt, fast_opt = build_optimizer(reference, cfg, 1e-2), build_optimizer(fast, cfg, 1e-2)
+    step = fast_step(fast_opt)
+    for i in range(4):
+        for p, q in zip(reference, fast, strict=True):
+            g = torch.full_like(p, 0.1 * (i + 1))
+            p.grad, q.grad = (g.clone(), g.clone()) if i != 2 or p is reference[0] else (None, None)
+        ref_opt.step()
+        step()
+    assert all(torch.equal(p, q) for p, q in zip(reference, fast, strict=True))
