@@ -133,9 +133,7 @@ def bench_training(
     try:
         compiled_step = CompiledStep(model, optimizer, log_weight_bound(model_config, k), k, batch)
         timings.append(("train compiled", timed(lambda: compiled_step(x, generator), device, min_seconds)))
-    except (
-        Exception
-    ) as e:  # as training does under compile=auto: where torch.compile fails, time the plain step
+    except Exception as e:  # as compile=auto training does: where torch.compile fails, the plain step only
         log.warning("torch.compile failed on %s (%s); no compiled figures", device, first_line(e))
     return [
         {

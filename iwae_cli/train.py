@@ -40,9 +40,8 @@ from .step import CompiledStep, train_step
 log = logging.getLogger(__name__)
 
 HISTORY_CSV = "train_log.csv"
-COMPILE_MIN_STEPS = (
-    2_000  # compile=auto compiles the step for runs at least this long (compiling takes ~10 s)
-)
+# compile=auto compiles the step for runs at least this long (compiling takes ~10 s)
+COMPILE_MIN_STEPS = 2_000
 HISTORY_COLUMNS = ("stage", "epoch", "passes_done", "learning_rate", "train_bound", "valid_bound", "seconds")
 
 
