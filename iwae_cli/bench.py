@@ -17,30 +17,31 @@ from typing import Any
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from .atomic import atomic_write_json
+from .data_registry import get_dataset
 from .errors import first_line
 from .evaluate import log_likelihood_estimates
-from .model import IWAEModel, build_model
-from .objectives import get_objective, log_weight_bound
-from .optim import build_optimizer
+from .hydra_job import user_facing
+from .model import Architecture, IWAEModel, build_model
+from .objectives import build_log_weight_bound, build_objective
+from .optim import OptimSpec, build_optimizer
 from .runtime import configure_torch, resolve_device
 from .step import CompiledStep, train_step
-from .tasks import user_facing
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = {
-    1: {"latent_units": [50], "encoder_hidden": [[200, 200]], "decoder_hidden": [[200, 200]]},
-    2: {
-        "latent_units": [100, 50],
-        "encoder_hidden": [[200, 200], [100, 100]],
-        "decoder_hidden": [[200, 200], [100, 100]],
-    },
+# Table 1's datasets as the code trains on them (its validation holdout): examples per pass
+TABLE1_TRAIN = tuple(get_dataset(name).train_examples(holdout=True) for name in ("mnist", "omniglot"))
+TEST = 10_000  # examples per evaluation
+X_DIM = get_dataset("mnist").n_pixels  # the input size the timings use
+ARCHITECTURES = {  # conf/layers/1.yaml and 2.yaml
+    1: Architecture((50,), ((200, 200),), ((200, 200),), X_DIM),
+    2: Architecture((100, 50), ((200, 200), (100, 100)), ((200, 200), (100, 100)), X_DIM),
 }
-MNIST_TRAIN, OMNIGLOT_TRAIN, TEST = 59_600, 24_345 - 1_345, 10_000  # examples per pass / evaluation
+PAPER_ADAM = OptimSpec("torch", (0.9, 0.999), 1e-4)  # conf/optim/paper.yaml
 PAPER_PASSES = 3_280
 
 
@@ -111,27 +112,24 @@ def bench_training(
     layers: int, k: int, batch: int, device: torch.device, min_seconds: float
 ) -> list[dict[str, Any]]:
     """One configuration's training step, plain and compiled: time, useful GFLOP/s and the ceiling at its shapes."""
-    arch = OmegaConf.create(ARCHITECTURES[layers])
-    model_config = OmegaConf.create({"name": "iwae"})
-    optim_config = OmegaConf.create({"variant": "torch", "beta1": 0.9, "beta2": 0.999, "eps": 1e-4})
-    model = build_model(arch, torch.full((784,), 0.13), seed=0).to(device)
+    model = build_model(ARCHITECTURES[layers], torch.full((X_DIM,), 0.13), seed=0).to(device)
     generator = torch.Generator(device).manual_seed(0)
-    x = torch.rand(batch, 784, generator=generator, device=device)
+    x = torch.rand(batch, X_DIM, generator=generator, device=device)
     shapes = linear_shapes(model, lambda: model.log_weights(x, k))
     flops = 3 * forward_flops(shapes)
     ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds)
 
-    objective = get_objective(model_config, k)
-    optimizer = build_optimizer(model.parameters(), optim_config, 1e-3)
+    objective = build_objective("iwae", {}, k)
+    optimizer = build_optimizer(model.parameters(), PAPER_ADAM, 1e-3)
     timings = [
         (
             "train",
             timed(lambda: train_step(model, optimizer, objective, x, k, generator), device, min_seconds),
         )
     ]
-    optimizer = build_optimizer(model.parameters(), optim_config, 1e-3)
+    optimizer = build_optimizer(model.parameters(), PAPER_ADAM, 1e-3)
     try:
-        compiled_step = CompiledStep(model, optimizer, log_weight_bound(model_config, k), k, batch)
+        compiled_step = CompiledStep(model, optimizer, build_log_weight_bound("iwae", {}, k), k, batch)
         timings.append(("train compiled", timed(lambda: compiled_step(x, generator), device, min_seconds)))
     except Exception as e:  # as compile=auto training does: where torch.compile fails, the plain step only
         log.warning("torch.compile failed on %s (%s); no compiled figures", device, first_line(e))
@@ -154,9 +152,9 @@ def bench_evaluation(
     layers: int, k: int, examples: int, chunk: int, device: torch.device, min_seconds: float
 ) -> dict[str, Any]:
     """k-sample NLL evaluation (20 examples a minibatch, `chunk` samples at a time): time per test example."""
-    model = build_model(OmegaConf.create(ARCHITECTURES[layers]), torch.full((784,), 0.13), seed=0).to(device)
+    model = build_model(ARCHITECTURES[layers], torch.full((X_DIM,), 0.13), seed=0).to(device)
     generator = torch.Generator(device).manual_seed(0)
-    x = (torch.rand(examples, 784, generator=generator, device=device) < 0.13).float()
+    x = (torch.rand(examples, X_DIM, generator=generator, device=device) < 0.13).float()
     batch = 20
     shapes = linear_shapes(model, lambda: model.log_weights(x[:batch], chunk))
     flops = forward_flops(shapes) * (k / chunk) * (examples / batch)
@@ -188,7 +186,7 @@ def project_table1_hours(results: list[dict[str, Any]], batch: int) -> float:
             step[key] = min(step.get(key, math.inf), r["step_ms"] / 1e3)
     per_example_eval = {r["layers"]: r["step_ms"] / 1e3 for r in results if r["what"].startswith("eval")}
     seconds = 0.0
-    for train_examples in (MNIST_TRAIN, OMNIGLOT_TRAIN):
+    for train_examples in TABLE1_TRAIN:
         for (layers, _k), s in step.items():
             # two models (VAE and IWAE) per (layers, k), at the same cost per step
             seconds += 2 * PAPER_PASSES * (train_examples // batch) * s

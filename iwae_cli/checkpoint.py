@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write
 from .errors import RunError, first_line
@@ -22,13 +21,10 @@ CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "iwae-checkpoint-v1"
 
 # The config keys that define what a run computes; anything else (device, progress, paths) may change on resume.
-FINGERPRINT_KEYS = ("dataset", "arch", "model", "k", "seed", "schedule", "optim", "parent")
-
-
-def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """The part of a run's (resolved) config that must match for a checkpoint to be resumed."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    return {key: container.get(key) for key in FINGERPRINT_KEYS}
+# A run's fingerprint is these keys' resolved values (run_spec.py), stored in its checkpoint.
+FINGERPRINT_KEYS = (
+    "dataset", "arch", "model", "k", "seed", "schedule", "optim", "protocol", "loss_reduction", "parent"
+)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:

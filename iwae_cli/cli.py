@@ -17,7 +17,7 @@ import hydra
 import typer
 
 from .data_cli import data_app
-from .errors import IwaeError
+from .errors import ConfigError, IwaeError, first_line
 
 app = typer.Typer(
     help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
@@ -33,13 +33,66 @@ app.add_typer(data_app, name="data")
 HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
+LAYERS_SWEEPS = "layers=1,2, layers='choice(1,2)', layers='range(1,3)' or layers='glob(*)'"
+
+
+def layers_options() -> list[str]:
+    """The packaged `layers` configs ("1", "2", ...), in numeric order."""
+    from importlib.resources import files
+
+    names = [
+        p.name[: -len(".yaml")]
+        for p in files("iwae_cli.conf").joinpath("layers").iterdir()
+        if p.name.endswith(".yaml")
+    ]
+    return sorted(names, key=lambda n: (len(n), n))
+
+
 def quote_numeric_choices(args: list[str]) -> list[str]:
-    """`layers=2` -> `layers='2'`: Hydra parses a bare 2 as an int, which it refuses as a config-group choice."""
-    quoted = []
-    for arg in args:
-        match = re.fullmatch(r"(layers)=(\d+(?:,\d+)*)", arg)
-        quoted.append(f"{match[1]}=" + ",".join(f"'{v}'" for v in match[2].split(",")) if match else arg)
-    return quoted
+    """Rewrite each `layers=...` so Hydra takes it; see :func:`quote_layers`."""
+    return [quote_layers(arg) if arg.startswith("layers=") else arg for arg in args]
+
+
+def quote_layers(arg: str) -> str:
+    """`layers=2` -> `layers='2'`, and a sweep (1,2 / choice / range / glob) -> its choices, `layers='1','2'`.
+
+    Hydra parses a bare 2 as an int, which it refuses as a config-group choice; its sweepers also hand each job
+    an unquoted `layers=2`, so only an explicit list of quoted choices survives a sweep. Anything else that
+    Hydra would choke on with a traceback (a list, a float, an interval, a parse error) is a ConfigError.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+    from hydra.errors import HydraException
+
+    try:
+        override = OverridesParser.create().parse_override(arg)
+    except HydraException as e:
+        raise ConfigError(f"cannot read {arg} ({first_line(e)}): write one of {LAYERS_SWEEPS}") from None
+    value = override.value()
+    if isinstance(value, Glob):
+        choices = value.filter(layers_options())
+    elif override.is_discrete_sweep():
+        choices = list(override.sweep_string_iterator())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        choices = [str(value)]
+    elif value is None or isinstance(value, str):
+        return arg  # a config name (Hydra reports unknown ones itself), an interpolation, or null
+    else:
+        raise ConfigError(
+            f"{arg}: layers takes one config name per job ({', '.join(layers_options())}); to sweep several, "
+            f"write one of {LAYERS_SWEEPS} with -m"
+        )
+    return "layers=" + ",".join(f"'{c}'" for c in checked(arg, choices))
+
+
+def checked(arg: str, choices: list[str]) -> list[str]:
+    """``choices``, if each names a layers config. A single unknown name is left to Hydra's own message."""
+    options = layers_options()
+    unknown = [c for c in choices if c not in options]
+    if not choices or (unknown and len(choices) > 1):
+        found = f"has no config {', '.join(unknown)}" if unknown else "selects no config"
+        raise ConfigError(f"{arg} {found}: the layers configs are {', '.join(options)}")
+    return choices
 
 
 # Hydra flags that only inspect the config: they must not create directories.
@@ -91,7 +144,7 @@ def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -
 
 
 def hydra_command(name: str, task_path: str, config_name: str, summary: str, example: str) -> None:
-    """Register `iwae <name>` as a Hydra app (config `conf/<config_name>.yaml`)."""
+    """Register `iwae <name>` as a Hydra app (config `iwae_cli/conf/<config_name>.yaml`)."""
 
     def command(ctx: typer.Context) -> None:
         run_hydra(name, task_path, config_name, list(ctx.args))
@@ -112,21 +165,21 @@ hydra_command(
     "tasks:eval_nll_task",
     "eval_nll",
     "Estimate a run's test NLL with k=5000 samples.",
-    "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0",
+    "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-text-paper-sum-seed0",
 )
 hydra_command(
     "active-units",
     "tasks:active_units_task",
     "active_units",
     "Count a run's active latent units.",
-    "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0",
+    "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-text-paper-sum-seed0",
 )
 hydra_command(
     "switch-objective",
     "tasks:switch_objective_task",
     "switch_objective",
     "Continue a finished run with another objective (Table 2).",
-    "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-paper-seed0 model=iwae k=50",
+    "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-text-paper-sum-seed0 model=iwae k=50",
 )
 hydra_command(
     "table1",
@@ -154,7 +207,7 @@ hydra_command(
     "snr:grad_snr_task",
     "grad_snr",
     "Gradient signal-to-noise ratio of encoder/decoder vs k.",
-    "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-paper-seed0",
+    "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0",
 )
 hydra_command(
     "bench",

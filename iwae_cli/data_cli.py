@@ -11,21 +11,23 @@ from typing import Annotated
 
 import typer
 
-from .datasets import DATASET_NAMES, resolve_data_dir
+from .data_registry import DATASET_NAMES
+from .datasets import resolve_data_dir
 from .download import download_dataset, verify_dataset
 from .errors import DataError, IwaeError
 
 data_app = typer.Typer(
-    help="Download and check the data files (MNIST, OMNIGLOT). Example: iwae data download mnist",
+    help=f"Download and check the data files ({', '.join(DATASET_NAMES)}). Example: iwae data download mnist",
     no_args_is_help=True,
 )
+_NAMES_HELP = f"{', '.join(DATASET_NAMES)} or all."
 
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
         metavar="PATH",
-        help="Data folder (holds mnist/ and omniglot/). Default: $IWAE_DATA_DIR, else ~/.cache/iwae/data.",
+        help="Data folder (holds one folder per dataset: mnist/, ...). Default: $IWAE_DATA_DIR, else ~/.cache/iwae/data.",
         show_default=False,
     ),
 ]
@@ -33,7 +35,7 @@ DataDirOption = Annotated[
 
 @data_app.command("download")
 def download_command(
-    dataset: Annotated[str, typer.Argument(help="mnist, omniglot or all.")] = "mnist",
+    dataset: Annotated[str, typer.Argument(help=_NAMES_HELP)] = "mnist",
     data_dir: DataDirOption = None,
     mirror: Annotated[
         list[str] | None,
@@ -67,7 +69,7 @@ _VERIFY_HELP = (
 
 @data_app.command("verify", help=_VERIFY_HELP)
 def verify_command(
-    dataset: Annotated[str, typer.Argument(help="mnist, omniglot or all.")] = "all",
+    dataset: Annotated[str, typer.Argument(help=_NAMES_HELP)] = "all",
     data_dir: DataDirOption = None,
 ) -> None:
     """Check the data files of ``dataset`` and print one line per file (see ``_VERIFY_HELP``)."""
@@ -98,7 +100,7 @@ def verify_command(
 
 
 def _names(dataset: str) -> tuple[str, ...]:
-    """The datasets that ``dataset`` names ("all" names every one)."""
+    """The datasets that ``dataset`` names ("all" names every registered one)."""
     key = dataset.lower()
     if key == "all":
         return DATASET_NAMES

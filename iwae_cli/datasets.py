@@ -1,20 +1,17 @@
-"""Loading MNIST and OMNIGLOT as in the authors' code (yburda/iwae, ``datasets.py``).
+"""Loading the registered datasets (data_registry.py) as the authors' code does (yburda/iwae, ``datasets.py``).
 
-Layout on disk, below the data directory (see :func:`resolve_data_dir`)::
+Each dataset lives in its own folder below the data directory (see :func:`resolve_data_dir`), e.g.::
 
-    mnist/train-images-idx3-ubyte.gz   mnist/t10k-images-idx3-ubyte.gz   (+ the two label files)
-    omniglot/chardata.mat
+    mnist/train-images-idx3-ubyte.gz   omniglot/chardata.mat   binarized_mnist/binarized_mnist_train.amat[.gz]
 
-Every expected problem (missing, truncated or malformed files) raises :class:`DataError` with a one-line
-message that names the file and the fix.
+Every expected problem (missing, truncated or malformed files, an unregistered name) raises :class:`DataError`
+with a one-line message that names the problem and the fix.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import sys
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,29 +20,30 @@ import platformdirs
 import torch
 import typer
 
+from .data_registry import DATASET_NAMES, DatasetSpec, get_dataset
 from .errors import ConfigError, DataError
 
-DATASET_NAMES = ("mnist", "omniglot")
-DOWNLOAD_MODES = ("ask", "always", "never")
+__all__ = ["DATASET_NAMES", "DOWNLOAD_MODES", "FixedBinary", "Splits", "binarize", "ensure_files", "load_dataset",
+           "missing_files", "resolve_data_dir", "training_pixel_means"]
 
-MNIST_TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
-MNIST_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
-MNIST_N_VALID = 400  # the code holds out the last 400 training images, unshuffled
-IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+# auto: fetch missing public files without asking; always: an alias of auto (older configs say it)
+DOWNLOAD_MODES = ("auto", "ask", "always", "never")
 
-OMNIGLOT_FILE = "chardata.mat"
-OMNIGLOT_N_VALID = 1345
-# The authors shuffle the OMNIGLOT training set once with np.random.RandomState(seed=123).permutation(n)
-# before holding out the last 1,345 images; the same call gives the same split here.
-OMNIGLOT_SHUFFLE_SEED = 123
 
-_IMAGE_SIZE = 28
-_N_PIXELS = _IMAGE_SIZE * _IMAGE_SIZE
+class FixedBinary(torch.Tensor):
+    """Images of a dataset whose binarisation is part of its files (binarization="fixed"): :func:`binarize`
+    returns them as they are, drawing nothing.
+
+    The mark travels with the tensor through slicing, ``.to(device)`` and ``torch.cat``, so every place that
+    binarises (the training step, validation, evaluation, active units, gradient SNR) treats fixed data right
+    without being told which dataset it holds.
+    """
 
 
 @dataclass(frozen=True)
 class Splits:
-    """The three subsets of a dataset: float32 tensors of shape [N, 784] with intensities in [0, 1]."""
+    """The three subsets of a dataset: float32 tensors of shape [N, pixels] with intensities in [0, 1]
+    (:class:`FixedBinary` 0/1 images for a dataset with fixed binarisation)."""
 
     train: torch.Tensor
     valid: torch.Tensor
@@ -67,20 +65,28 @@ def resolve_data_dir(configured: str | os.PathLike | None) -> Path:
     return Path(os.path.abspath(chosen.expanduser()))
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None, download: str = "ask") -> Splits:
-    """Load ``name`` ("mnist" or "omniglot") from ``data_dir`` (resolved with :func:`resolve_data_dir`).
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None, download: str = "auto", *, holdout: bool = True
+) -> Splits:
+    """Load the registered dataset ``name`` from ``data_dir`` (resolved with :func:`resolve_data_dir`).
 
-    ``download`` says what to do when files are missing: "always" downloads them, "never" raises
-    :class:`DataError`, and "ask" asks on a terminal (y/N) and otherwise behaves like "never".
+    ``download`` says what to do when files are missing: "auto" (or its alias "always") downloads public files
+    after saying so in one line on stderr, "never" raises :class:`DataError`, and "ask" asks on a terminal
+    (y/N) and otherwise behaves like "never".
+
+    ``holdout=True`` splits as the authors' code does: MNIST (and Fashion-MNIST) validate on the last 400
+    training images, OMNIGLOT on the last 1,345 after a seeded shuffle; binarized MNIST on its own validation
+    file. ``holdout=False`` follows the paper's text: the whole training split trains (in the same order;
+    binarized MNIST's validation images after its training images) and ``valid`` is empty (shape [0, pixels]).
     """
-    name = _check_name(name)
-    folder = ensure_files(name, data_dir, download)
-    return _load_mnist(folder) if name == "mnist" else _load_omniglot(folder)
+    spec = get_dataset(name)
+    folder = ensure_files(spec.name, data_dir, download)
+    return _splits(spec, folder, spec.read(spec, folder), holdout)
 
 
-def ensure_files(name: str, data_dir: str | os.PathLike | None, download: str = "ask") -> Path:
+def ensure_files(name: str, data_dir: str | os.PathLike | None, download: str = "auto") -> Path:
     """The dataset's folder, after downloading missing files where ``download`` allows (else DataError)."""
-    name = _check_name(name)
+    name = get_dataset(name).name
     if download not in DOWNLOAD_MODES:
         raise ConfigError(f"unknown download mode {download!r}: use one of {', '.join(DOWNLOAD_MODES)}")
     root = resolve_data_dir(data_dir)
@@ -92,16 +98,21 @@ def ensure_files(name: str, data_dir: str | os.PathLike | None, download: str = 
 
 def missing_files(name: str, data_dir: str | os.PathLike | None) -> list[str]:
     """The files `load_dataset` needs for ``name`` that are not in the data directory."""
-    folder = resolve_data_dir(data_dir) / _check_name(name)
-    return [f for f in _required_files(_check_name(name)) if not (folder / f).is_file()]
+    spec = get_dataset(name)
+    folder = resolve_data_dir(data_dir) / spec.name
+    return [f for f in spec.required if not spec.path(folder, f).is_file()]
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Dynamic binarisation: each pixel becomes 1 with probability equal to its intensity.
 
     As in the authors' code, ``(uniform <= intensity)``; the uniforms come from ``generator``, which must live
-    on ``x.device``. The result has the dtype of ``x``.
+    on ``x.device``. The result is a plain tensor with the dtype of ``x``. :class:`FixedBinary` images are
+    returned as they are and ``generator`` is left untouched: redrawing them would not be the identity
+    (``uniform <= 0`` holds when a uniform is exactly 0) and would shift every later draw.
     """
+    if isinstance(x, FixedBinary):
+        return x.as_subclass(torch.Tensor)
     uniform = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (uniform <= x).to(x.dtype)
 
@@ -111,147 +122,76 @@ def training_pixel_means(train: torch.Tensor) -> torch.Tensor:
 
     The clipping keeps the logit finite: the authors initialise the decoder's output bias to logit(mean).
     """
-    return train.mean(dim=0).clamp(0.001, 0.999)
+    return train.as_subclass(torch.Tensor).mean(dim=0).clamp(0.001, 0.999)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # missing files
 
 
-def _check_name(name: str) -> str:
-    key = str(name).lower()
-    if key not in DATASET_NAMES:
-        raise DataError(f"unknown dataset {name!r}: the known datasets are {', '.join(DATASET_NAMES)}")
-    return key
-
-
-def _required_files(name: str) -> tuple[str, ...]:
-    # only the images are needed for training; the label files are downloaded too but never required
-    return (MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES) if name == "mnist" else (OMNIGLOT_FILE,)
-
-
 def _obtain(name: str, root: Path, missing: list[str], download: str) -> None:
     """Download the missing files of ``name`` if ``download`` allows it, else raise DataError."""
-    folder = root / name
-    not_found = DataError(
-        f"{name.upper()} not found in {folder} (missing {', '.join(missing)}): "
-        f"run `iwae data download {name}` or set IWAE_DATA_DIR / data_dir=... to a folder that holds {name}/"
+    from .download import is_public  # here, so importing datasets stays light
+
+    folder, title = root / name, get_dataset(name).title
+    not_found = f"{title} not found in {folder} (missing {', '.join(missing)})"
+    fix = (
+        f"run `iwae data download {name}`, allow it with download=auto, or set IWAE_DATA_DIR / data_dir=... "
+        f"to a folder that holds {name}/"
     )
-    if download == "never":
-        raise not_found
+    if download == "never" or not is_public(name):
+        raise DataError(f"{not_found}: {fix}")
     if download == "ask":
         if sys.stdin is None or not sys.stdin.isatty():
-            raise not_found
-        if not typer.confirm(f"{name.upper()} is not in {folder}. Download it now?", default=False):
-            raise not_found
-    from .download import download_dataset  # here, so importing datasets stays light
+            raise DataError(f"{not_found}: {fix}")
+        if not typer.confirm(f"{title} is not in {folder}. Download it now?", default=False):
+            raise DataError(f"{not_found}: {fix}")
+    _download(name, root, not_found)
 
-    download_dataset(name, root)
+
+def _download(name: str, root: Path, not_found: str) -> None:
+    """Fetch ``name`` into ``root/name`` after one line on stderr; a failure is one DataError line that leaves
+    no empty folder behind (a table lists it as the reason its cells did not run)."""
+    from .download import describe_download, download_dataset
+
+    # stderr, not the log: a table's stdout stays the table, and the line shows whatever the logging setup
+    print(f"downloading {describe_download(name, root)}", file=sys.stderr, flush=True)
+    created = [p for p in (root / name, root) if not p.exists()]
+    try:
+        download_dataset(name, root, progress=sys.stderr.isatty())
+    except DataError as e:
+        for path in created:
+            try:
+                path.rmdir()  # only ever empty here: download_dataset removes its partial files
+            except OSError:
+                pass
+        raise DataError(f"{not_found}, and downloading it failed: {e}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------
-# MNIST
+# splits
 
 
-def _load_mnist(folder: Path) -> Splits:
-    train_all = _read_idx_images(folder / MNIST_TRAIN_IMAGES)
-    test = _read_idx_images(folder / MNIST_TEST_IMAGES)
-    if train_all.shape[0] <= MNIST_N_VALID:
-        raise DataError(
-            f"{folder / MNIST_TRAIN_IMAGES} holds only {train_all.shape[0]} images (expected 60000): "
-            "re-download with `iwae data download mnist`"
-        )
-    train = torch.from_numpy(train_all)
-    return Splits(train=train[:-MNIST_N_VALID], valid=train[-MNIST_N_VALID:], test=torch.from_numpy(test))
-
-
-def _read_idx_images(path: Path) -> np.ndarray:
-    """Read a gzipped IDX image file into a float32 array [N, 784] of intensities in [0, 1]."""
-    fix = "re-download with `iwae data download mnist`"
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        # EOFError: a truncated download; BadGzipFile: not gzip at all, or a CRC/length mismatch
-        raise DataError(f"{path} is not a complete gzip file ({_brief(e)}): {fix}") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}; check its permissions or {fix}") from None
-    if len(raw) < 16:
-        raise DataError(f"{path} is not an IDX image file (only {len(raw)} bytes after decompression): {fix}")
-    magic, n, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, 16, 4))
-    if magic != IDX_IMAGES_MAGIC:
-        raise DataError(
-            f"{path} is not an IDX image file (magic number {magic:#010x}, expected 0x00000803): {fix}"
-        )
-    if (rows, cols) != (_IMAGE_SIZE, _IMAGE_SIZE):
-        raise DataError(f"{path} holds {rows}x{cols} images, expected 28x28: {fix}")
-    expected = 16 + n * _N_PIXELS
-    if len(raw) != expected:
-        raise DataError(f"{path} has {len(raw)} bytes after decompression, its header says {expected}: {fix}")
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, _N_PIXELS)
-    # float32 division gives, for all 256 byte values, the same float32 as the authors' float64
-    # (bytes / 255.0).astype(float32), without a 376 MB float64 temporary for the training set.
-    images = pixels.astype(np.float32)
-    images /= np.float32(255.0)
-    return images
-
-
-def _brief(e: BaseException) -> str:
-    text = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-# ----------------------------------------------------------------------------------------------------------
-# OMNIGLOT
-
-
-def _load_omniglot(folder: Path) -> Splits:
-    path = folder / OMNIGLOT_FILE
-    mat = _read_mat(path)
-    train_all = _omniglot_images(path, mat, "data")
-    test = _omniglot_images(path, mat, "testdata")
-    if train_all.shape[0] <= OMNIGLOT_N_VALID:
-        raise DataError(
-            f"{path}: 'data' holds only {train_all.shape[0]} images, fewer than the {OMNIGLOT_N_VALID} "
-            "held out for validation: re-download with `iwae data download omniglot`"
-        )
-    permutation = np.random.RandomState(seed=OMNIGLOT_SHUFFLE_SEED).permutation(train_all.shape[0])
-    shuffled = torch.from_numpy(train_all[permutation])
-    return Splits(
-        train=shuffled[:-OMNIGLOT_N_VALID], valid=shuffled[-OMNIGLOT_N_VALID:], test=torch.from_numpy(test)
-    )
-
-
-def _read_mat(path: Path) -> dict:
-    import scipy.io  # scipy is slow to import; only OMNIGLOT needs it
-
-    try:
-        return scipy.io.loadmat(path)
-    except Exception as e:  # scipy raises ValueError, MatReadError, NotImplementedError (v7.3), OSError, ...
-        raise DataError(
-            f"{path} is not a readable MATLAB file ({_brief(e)}): "
-            "re-download with `iwae data download omniglot`"
-        ) from None
-
-
-def _omniglot_images(path: Path, mat: dict, key: str) -> np.ndarray:
-    """Check ``mat[key]`` (784 x N in [0, 1]); return it as float32 [N, 784], row-major upright images."""
-    fix = "re-download with `iwae data download omniglot`"
-    if key not in mat:
-        found = sorted(k for k in mat if not k.startswith("__"))
-        raise DataError(f"{path} has no variable {key!r} (found: {', '.join(found) or 'none'}): {fix}")
-    arr = mat[key]
-    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[0] != _N_PIXELS:
-        shape = getattr(arr, "shape", type(arr).__name__)
-        raise DataError(f"{path}: {key!r} has shape {shape}, expected 784 x N (one image per column): {fix}")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
-        raise DataError(f"{path}: {key!r} has dtype {arr.dtype}, expected real numbers in [0, 1]: {fix}")
-    arr = arr.astype(np.float32)
-    if arr.size and not (np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
-        raise DataError(
-            f"{path}: {key!r} has values outside [0, 1] (min {arr.min()}, max {arr.max()}): {fix}"
-        )
-    # As in the authors' code: each column is a 28x28 image stored in Fortran (column-major) order. Reading it
-    # that way and flattening in C order makes a row-major 28x28 view of a row the upright image.
-    images = arr.T.reshape((-1, _IMAGE_SIZE, _IMAGE_SIZE), order="F")
-    return np.ascontiguousarray(images.reshape(-1, _N_PIXELS))
+def _splits(spec: DatasetSpec, folder: Path, parts, holdout: bool) -> Splits:
+    """Splits from the arrays of the files: the validation holdout, then the fixed-binarisation mark."""
+    if parts.valid is not None:  # its own validation file
+        train, valid = parts.train, parts.valid
+        if not holdout:
+            train, valid = np.concatenate([train, valid]), valid[:0]
+    else:
+        train = parts.train
+        if spec.shuffle_seed is not None:
+            train = train[np.random.RandomState(seed=spec.shuffle_seed).permutation(len(train))]
+        if len(train) <= spec.n_valid:
+            raise DataError(
+                f"{spec.path(folder, spec.split_files['train'])} holds only {len(train)} images (expected "
+                f"{spec.train_size}, more than the {spec.n_valid} held out for validation): "
+                f"re-download with `iwae data download {spec.name}`"
+            )
+        # without holdout the whole training split trains and the validation set is empty
+        split = len(train) - (spec.n_valid if holdout else 0)
+        train, valid = train[:split], train[split:]
+    tensors = (torch.from_numpy(np.ascontiguousarray(a)) for a in (train, valid, parts.test))
+    if spec.binarization == "fixed":
+        tensors = (t.as_subclass(FixedBinary) for t in tensors)
+    return Splits(*tensors)

@@ -2,7 +2,8 @@
 
 Each file is streamed into a hidden temp file beside its final name while its MD5 (and SHA-256, where known)
 are computed; it is renamed onto the final name only if the checksums match. So the final name only ever holds
-a verified file, whatever happens (a dropped connection, a wrong file on a mirror, Ctrl-C).
+a verified file, whatever happens (a dropped connection, a wrong file on a mirror, Ctrl-C). The files, their
+checksums and URLs come from the dataset declarations (data_registry.py).
 """
 
 from __future__ import annotations
@@ -13,70 +14,15 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .data_registry import RemoteFile, get_dataset
 from .errors import DataError
 
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A data file: its name in the dataset folder, its checksums and the URLs to fetch it from, in order."""
-
-    name: str
-    md5: str
-    sha256: str | None
-    urls: tuple[str, ...]
-
-
-_MNIST_BASES = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-# (name, md5, sha256): the canonical files, as recorded in shared/data/README.md
-_MNIST_FILES = (
-    (
-        "train-images-idx3-ubyte.gz",
-        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    ),
-    (
-        "train-labels-idx1-ubyte.gz",
-        "d53e105ee54ea40749a09fcbcd1e9432",
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    ),
-    (
-        "t10k-images-idx3-ubyte.gz",
-        "9fb629c4189551a2d022fa330f9573f3",
-        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    ),
-    (
-        "t10k-labels-idx1-ubyte.gz",
-        "ec29112dd5afa0611ce80d1b7f02629c",
-        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-    ),
-)
-
-REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
-    "mnist": tuple(
-        RemoteFile(name, md5, sha256, tuple(base + name for base in _MNIST_BASES))
-        for name, md5, sha256 in _MNIST_FILES
-    ),
-    "omniglot": (
-        RemoteFile(
-            "chardata.mat",
-            "21ecaf34373511aa7691cf2e0802aa3d",
-            None,  # no trusted SHA-256 is published; the MD5 is the one the authors' file has
-            ("https://raw.githubusercontent.com/yburda/iwae/master/datasets/OMNIGLOT/chardata.mat",),
-        ),
-    ),
-}
 
 
 class _Rejected(Exception):
@@ -97,8 +43,8 @@ def download_dataset(
     base URLs in ``$IWAE_DATA_MIRROR``) replace the default URLs: a file is fetched from ``base/<file name>``.
     Each URL is tried in turn; :class:`DataError` says what went wrong at each if none gives the right file.
     """
-    files = _remote_files(name)
-    folder = Path(data_dir) / name.lower()
+    spec = get_dataset(name)
+    folder = Path(data_dir) / spec.name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -108,11 +54,14 @@ def download_dataset(
         ) from None
     bases = mirrors if mirrors is not None else _env_mirrors()
     paths = []
-    for remote in files:
+    for remote in spec.files:
+        present, status = _checked(remote, folder)
+        if status == "ok":  # kept as it is, in whichever accepted form (e.g. gzipped)
+            paths.append(folder / present.name)
+            continue
         target = folder / remote.name
-        if not (target.is_file() and _status(remote, target) == "ok"):
-            urls = [b.rstrip("/") + "/" + remote.name for b in bases] if bases else list(remote.urls)
-            _fetch(remote, urls, target, progress, timeout)
+        urls = [b.rstrip("/") + "/" + remote.name for b in bases] if bases else list(remote.urls)
+        _fetch(remote, urls, target, progress, timeout)
         paths.append(target)
     return paths
 
@@ -120,23 +69,38 @@ def download_dataset(
 def verify_dataset(name: str, data_dir: Path) -> list[tuple[str, str]]:
     """Check the files of ``name`` in ``data_dir/name``.
 
-    Returns ``(file name, status)`` per file, status being "ok", "missing", "checksum mismatch (...)" or
-    "unreadable (...)".
+    Returns ``(file name, status)`` per file (the form of it present, e.g. ``.amat.gz``), status being "ok",
+    "missing", "checksum mismatch (...)" or "unreadable (...)".
     """
-    folder = Path(data_dir) / name.lower()
-    return [(remote.name, _status(remote, folder / remote.name)) for remote in _remote_files(name)]
+    spec = get_dataset(name)
+    folder = Path(data_dir) / spec.name
+    return [(form.name, status) for form, status in (_checked(remote, folder) for remote in spec.files)]
 
 
-def _remote_files(name: str) -> tuple[RemoteFile, ...]:
-    try:
-        return REMOTE_FILES[str(name).lower()]
-    except KeyError:
-        known = ", ".join(REMOTE_FILES)
-        raise DataError(f"unknown dataset {name!r}: the known datasets are {known}") from None
+def is_public(name: str) -> bool:
+    """Whether every file of ``name`` has a public URL, so that it may be fetched without asking."""
+    return all(remote.urls for remote in get_dataset(name).files)
+
+
+def describe_download(name: str, data_dir: Path) -> str:
+    """What :func:`download_dataset` would fetch, e.g. "MNIST (4 files, 11.6 MB) into /data/mnist"."""
+    spec = get_dataset(name)
+    folder = Path(data_dir) / spec.name
+    todo = [remote for remote in spec.files if _checked(remote, folder)[1] != "ok"]
+    count = f"{len(todo)} file{'' if len(todo) == 1 else 's'}"
+    sizes = [remote.size for remote in todo if remote.size is not None]
+    size = f", {sum(sizes) / 1e6:.1f} MB" if todo and len(sizes) == len(todo) else ""
+    return f"{spec.title} ({count}{size}) into {folder}"
 
 
 def _env_mirrors() -> list[str]:
     return [b.strip() for b in os.environ.get("IWAE_DATA_MIRROR", "").split(",") if b.strip()]
+
+
+def _checked(remote: RemoteFile, folder: Path) -> tuple[RemoteFile, str]:
+    """The form of ``remote`` present in ``folder`` (else the canonical one) and its `_status`."""
+    form = remote.locate(folder)
+    return form, _status(form, folder / form.name)
 
 
 def _status(remote: RemoteFile, path: Path) -> str:

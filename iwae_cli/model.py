@@ -1,6 +1,6 @@
 """The paper's architecture: tanh MLPs, diagonal-Gaussian latent layers, a Bernoulli output.
 
-Notation follows PROTOCOL.md. For L stochastic layers h_1..h_L:
+Notation follows docs/protocol.md. For L stochastic layers h_1..h_L:
     q(h_1..h_L | x)  = q(h_1 | x) q(h_2 | h_1) ... q(h_L | h_{L-1})
     p(x, h_1..h_L)   = p(h_L) p(h_{L-1} | h_L) ... p(h_1 | h_2) p(x | h_1),   p(h_L) = N(0, I)
     log w            = log p(x, h) - log q(h | x)
@@ -84,11 +84,12 @@ class Architecture:
     latent_units: tuple[int, ...]
     encoder_hidden: tuple[tuple[int, ...], ...]
     decoder_hidden: tuple[tuple[int, ...], ...]
-    x_dim: int = 784
+    x_dim: int = 784  # MNIST's 28x28; a run's is its dataset's (DatasetSpec.n_pixels)
 
     @classmethod
-    def from_config(cls, arch) -> Architecture:
-        """Build from the `arch` config node, with one clear error for inconsistent sizes."""
+    def from_config(cls, arch, x_dim: int = 784) -> Architecture:
+        """Build from the `arch` config node and the dataset's input size, with one clear error for inconsistent
+        sizes."""
         latent = tuple(int(u) for u in arch.latent_units)
         enc = tuple(tuple(int(u) for u in layer) for layer in arch.encoder_hidden)
         dec = tuple(tuple(int(u) for u in layer) for layer in arch.decoder_hidden)
@@ -99,7 +100,7 @@ class Architecture:
                 f"arch.latent_units has {len(latent)} layers but encoder_hidden has {len(enc)} and "
                 f"decoder_hidden {len(dec)}: give one hidden-size list per stochastic layer"
             )
-        return cls(latent, enc, dec)
+        return cls(latent, enc, dec, x_dim)
 
 
 class IWAEModel(nn.Module):
@@ -243,8 +244,11 @@ def initialise(
         model.decoders[0].logits.bias.copy_(torch.log(means) - torch.log1p(-means))
 
 
-def build_model(arch_config, pixel_means: torch.Tensor, seed: int) -> IWAEModel:
-    """An initialised model from the `arch` config node."""
-    model = IWAEModel(Architecture.from_config(arch_config))
-    initialise(model, pixel_means, seed, bool(arch_config.get("same_seed_init", False)))
+def build_model(
+    arch: Architecture, pixel_means: torch.Tensor, seed: int, same_seed_init: bool = False
+) -> IWAEModel:
+    """An initialised model of `arch`, whose input is the dataset whose per-pixel training means (one per pixel
+    of its declared image shape) are ``pixel_means``; same_seed_init: the authors' quirk (see `initialise`)."""
+    model = IWAEModel(arch)
+    initialise(model, pixel_means, seed, same_seed_init)
     return model

@@ -1,9 +1,10 @@
-"""The two Adam variants of PROTOCOL.md: the paper's text (`optim=paper`) and the authors' code (`original_code`)."""
+"""The two Adam variants of docs/protocol.md: the paper's text (`optim=paper`) and the authors' code (`original_code`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 
@@ -52,21 +53,43 @@ class OriginalCodeAdam(torch.optim.Optimizer):
             torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)  # v = beta2 v + (1 - beta2) g^2
 
 
-def build_optimizer(params: Iterable, optim_config, lr: float) -> torch.optim.Optimizer:
-    """Adam per the `optim` config node; lr is the first stage's learning rate."""
-    betas = (float(optim_config.beta1), float(optim_config.beta2))
-    eps = float(optim_config.eps)
-    if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0:
-        raise ConfigError(f"optim needs 0 <= beta1, beta2 < 1 and eps > 0, got betas={betas} eps={eps}")
-    if optim_config.variant == "torch":
-        params = list(params)
-        try:  # one fused kernel per step: a quarter of a k=1 step's time on a 2-core CPU (see `iwae bench`)
-            return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
-        except (RuntimeError, ValueError):  # torch < 2.4 has no fused Adam on CPU
-            return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, foreach=True)
-    if optim_config.variant == "original_code":
-        return OriginalCodeAdam(params, lr=lr, betas=betas, eps=eps)
-    raise ConfigError(f"unknown optim.variant={optim_config.variant}; use optim=paper or optim=original_code")
+VARIANTS = ("torch", "original_code")
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """Adam's variant (torch: Kingma & Ba, `optim=paper`; original_code: the authors' update) and constants,
+    checked when made (one line naming what is wrong)."""
+
+    variant: str
+    betas: tuple[float, float]
+    eps: float
+
+    def __post_init__(self) -> None:
+        (beta1, beta2), eps = self.betas, self.eps
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1) or eps <= 0:
+            raise ConfigError(
+                f"optim needs 0 <= beta1, beta2 < 1 and eps > 0, got betas={self.betas} eps={eps}"
+            )
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown optim.variant={self.variant}; use optim=paper or optim=original_code")
+
+    @classmethod
+    def from_config(cls, optim_config) -> OptimSpec:
+        """From the `optim` config node (variant, beta1, beta2, eps)."""
+        betas = (float(optim_config.beta1), float(optim_config.beta2))
+        return cls(str(optim_config.variant), betas, float(optim_config.eps))
+
+
+def build_optimizer(params: Iterable, spec: OptimSpec, lr: float) -> torch.optim.Optimizer:
+    """Adam as `spec` says; lr is the first stage's learning rate."""
+    if spec.variant == "original_code":
+        return OriginalCodeAdam(params, lr=lr, betas=spec.betas, eps=spec.eps)
+    params = list(params)
+    try:  # one fused kernel per step: a quarter of a k=1 step's time on a 2-core CPU (see `iwae bench`)
+        return torch.optim.Adam(params, lr=lr, betas=spec.betas, eps=spec.eps, fused=True)
+    except (RuntimeError, ValueError):  # torch < 2.4 has no fused Adam on CPU
+        return torch.optim.Adam(params, lr=lr, betas=spec.betas, eps=spec.eps, foreach=True)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,21 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, title: st
     return save_figure(fig, path)
 
 
-def image_grid(images: torch.Tensor, rows: int, side: int = 28) -> torch.Tensor:
-    """[rows*cols, side*side] images tiled into one [rows*side, cols*side] array."""
-    cols = len(images) // rows
-    grid = images[: rows * cols].reshape(rows, cols, side, side).permute(0, 2, 1, 3)
-    return grid.reshape(rows * side, cols * side)
+def image_grid(images: torch.Tensor, rows: int, image_shape: tuple[int, int]) -> torch.Tensor:
+    """[rows*cols, height*width] images tiled into one [rows*height, cols*width] array."""
+    cols, (height, width) = len(images) // rows, image_shape
+    grid = images[: rows * cols].reshape(rows, cols, height, width).permute(0, 2, 1, 3)
+    return grid.reshape(rows * height, cols * width)
 
 
-def plot_samples(model, path: Path, seed: int, n: int = 100) -> Path:
-    """100 samples from the model (decoder means), as a 10 x 10 grid."""
+def plot_samples(model, path: Path, seed: int, n: int = 100, image_shape: tuple[int, int] | None = None) -> Path:
+    """100 samples from the model (decoder means), as a 10 x 10 grid of images of the dataset's
+    ``image_shape`` (DatasetSpec.image_shape; None: square, as every registered dataset's is)."""
     generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     images = model.sample(n, generator).cpu()
+    side = math.isqrt(model.arch.x_dim)
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(image_grid(images, rows=10).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(image_grid(images, 10, image_shape or (side, side)).numpy(), cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     return save_figure(fig, path)
 

@@ -19,7 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_json, update_json
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .data_registry import get_dataset
 from .errors import RunError
+from .lock import LOCK_NAME, lock_owner
 from .model import Architecture, IWAEModel
 
 STATUS_NAME = "status.json"
@@ -63,6 +65,19 @@ def run_state(run_dir: Path) -> str:
     return state
 
 
+def run_state_with_lock(run_dir: Path) -> str:
+    """run_state, corrected by the run directory's lock (iwae_cli.lock), which also sees processes on other
+    hosts: 'running' while any live process holds the lock (whatever status.json says, e.g. a 'done' run that
+    another process is re-checking), and 'interrupted' for a 'running' status that no process holds (its owner
+    died). A directory never locked (trained before locks existed) gets plain run_state."""
+    if lock_owner(run_dir) is not None:
+        return "running"
+    state = run_state(run_dir)
+    if state == "running" and (Path(run_dir) / LOCK_NAME).exists():
+        return "interrupted"
+    return state
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -86,6 +101,8 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "schedule": cfg.schedule.name,
         "optim": cfg.optim.name,
+        "protocol": (cfg.get("protocol") or {}).get("name", "text"),
+        "loss_reduction": cfg.get("loss_reduction", "sum"),
         "parent": cfg.get("parent"),
     }
 
@@ -136,7 +153,7 @@ class Run:
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
     """Load a run directory for analysis: `run.model.log_weights(x, k)`, `run.model.log_joint(x, hs)`, ...
 
-    >>> run = load_run("outputs/runs/mnist/L1-iwae-k5/quick-paper-seed0")
+    >>> run = load_run("outputs/runs/mnist/L1-iwae-k5/quick-text-paper-sum-seed0")
     >>> run.model.log_weights(x_binary, k=50).shape   # [50, batch]
     """
     run_dir = Path(path).expanduser().resolve()
@@ -144,7 +161,8 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
         raise RunError(f"{run_dir} has no config.yaml; it is not an iwae run directory (see `iwae runs`)")
     config = OmegaConf.load(run_dir / CONFIG_NAME)
     state = load_checkpoint(run_dir / CHECKPOINT_NAME, device)
-    model = IWAEModel(Architecture.from_config(config.arch)).to(device)
+    x_dim = get_dataset(config.dataset.name).n_pixels  # the model reads the dataset's images
+    model = IWAEModel(Architecture.from_config(config.arch, x_dim=x_dim)).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return Run(run_dir, config, model, read_json(run_dir / METRICS_NAME))

@@ -87,9 +87,3 @@ def cpu_count() -> int:
 def progress_disabled(progress: bool | None) -> bool | None:
     """tqdm's `disable` for a progress setting: True/False force it, None lets tqdm show it only on a terminal."""
     return None if progress is None else not progress
-
-
-def progress_setting(cfg) -> bool | None:
-    """The config's `progress`: true/false force progress bars on or off, auto (None) shows them on a terminal."""
-    value = cfg.get("progress", "auto")
-    return None if value == "auto" else bool(value)

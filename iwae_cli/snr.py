@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write_text
 from .checks import whole_number
 from .datasets import binarize
+from .hydra_job import user_facing
 from .model import IWAEModel
 from .objectives import get_objective
-from .runtime import progress_disabled, progress_setting
+from .runtime import progress_disabled
 from .step import backward
-from .tasks import load_named_run, split_tensor, user_facing
+from .task_inputs import load_named_run, progress_setting, split_tensor
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def grad_snr_task(cfg: DictConfig) -> dict[str, Any]:
     rows = []
     jobs = [(name, int(k)) for name in cfg.objectives for k in cfg.ks]
     for name, k in tqdm(jobs, disable=progress_disabled(progress_setting(cfg)), desc="grad-snr"):
-        objective = get_objective(OmegaConf.create({"name": name, "groups": 1, "beta": 0.5}), k)
+        objective = get_objective(OmegaConf.create({"name": name}), k)  # its declared defaults
         for part, grads in gradient_samples(run.model, objective, x, k, int(cfg.draws), generator).items():
             rows.append({"objective": name, "k": k, "part": part, **signal_to_noise(grads)})
     df = pd.DataFrame(rows)

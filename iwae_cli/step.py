@@ -18,7 +18,7 @@ from torch.func import functional_call, grad_and_value
 from .datasets import binarize
 from .errors import NumericalError
 from .model import IWAEModel
-from .objectives import Estimate
+from .objectives import Estimate, check_reduction
 from .optim import fast_step
 
 
@@ -88,8 +88,11 @@ class CompiledStep:
         bound: Callable[[torch.Tensor], torch.Tensor],
         k: int,
         batch_size: int,
+        reduction: str = "sum",
     ):
         self.model, self.bound, self.k = model, bound, k
+        # the loss is minus the bound's sum over the minibatch (the authors' scale), or its mean
+        self.divisor = 1 if check_reduction(reduction) == "sum" else batch_size
         self.optimizer_step = fast_step(optimizer)
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
@@ -111,7 +114,9 @@ class CompiledStep:
                 self.model, dict(zip(self.names, params, strict=True)), (x, self.k, noise)
             )
             bound = self.bound(log_w)
-            return -bound.mean(), bound.detach().sum()
+            bound_sum = bound.sum()
+            loss = -bound_sum if self.divisor == 1 else -bound_sum / self.divisor
+            return loss, bound_sum.detach()
 
         grads, (value, bound_sum) = grad_and_value(loss, has_aux=True)(params)
         finite = torch.isfinite(value) & torch.stack([torch.isfinite(g).all() for g in grads]).all()

@@ -6,160 +6,139 @@ They are module-level (launchers pickle them) and each takes the composed config
 
 from __future__ import annotations
 
-import functools
 import logging
-import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from .atomic import atomic_write
-from .checks import number, whole_number
-from .datasets import binarize, load_dataset
-from .errors import ConfigError, IwaeError, RunError
+from .atomic import atomic_write, atomic_write_text
+from .checks import whole_number
+from .datasets import binarize
+from .errors import ConfigError, RunError
 from .evaluate import (
+    AU_ENTRIES,
     NLLEstimate,
+    activity_entry,
+    activity_settings,
     activity_statistics,
-    count_active,
+    activity_wanted,
+    check_flag,
+    entry_masks,
     estimate_nll,
+    expected_activity_statistics,
     plot_activity_histogram,
-    units_label,
+    recorded_matches,
 )
-from .runs import CONFIG_NAME, Run, load_run, record_metrics, resolve_run_dir, run_state
-from .runtime import configure_torch, progress_setting, resolve_device
-from .train import run_training, validate_config
+from .hydra_job import in_multirun, output_dir, resume_command, user_facing
+from .lock import hold_run_dir
+from .prune import prune_inactive
+from .run_lifecycle import run_training
+from .run_spec import RunSpec
+from .runs import (
+    CONFIG_NAME,
+    Run,
+    load_run,
+    record_metrics,
+    resolve_run_dir,
+    run_state,
+    run_summary,
+    write_status,
+)
+from .runtime import resolve_device
+from .task_inputs import load_named_run, progress_setting, split_tensor
 
 log = logging.getLogger(__name__)
-
-
-class UserError(CompactHydraException):
-    """An expected error inside a sweep job: Hydra marks the job failed and lets the other jobs finish."""
-
-
-def user_facing(task):
-    """Expected errors (IwaeError) and Ctrl-C become one `error: ...` line and a non-zero exit, no traceback.
-
-    In a single run we print and exit here; in a multirun the job fails (UserError) so the sweep goes on.
-    """
-
-    @functools.wraps(task)
-    def wrapper(cfg: DictConfig):
-        try:
-            return task(cfg)
-        except (IwaeError, KeyboardInterrupt) as e:
-            message = f"error: {e}" if isinstance(e, IwaeError) else "error: interrupted"
-            code = e.exit_code if isinstance(e, IwaeError) else 130
-            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise UserError(message) from None
-            print(message, file=sys.stderr)
-            sys.exit(code)
-
-    return wrapper
-
-
-def resume_command(command: str) -> str:
-    """The command line that resumes this job: the same subcommand and overrides."""
-    overrides = HydraConfig.get().overrides.task
-    return " ".join(["iwae", command, *map(shlex.quote, overrides)])
-
-
-def output_dir() -> Path:
-    return Path(HydraConfig.get().runtime.output_dir)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-def split_tensor(dataset: str, split: str, cfg: DictConfig, examples: int | None) -> torch.Tensor:
-    """Intensities of one split (optionally its first N examples)."""
-    if split not in ("train", "valid", "test"):
-        raise ConfigError(f"split={split} does not exist; use split=test, split=valid or split=train")
-    examples = whole_number(examples, "examples", allow_null=True)
-    data = getattr(load_dataset(dataset, cfg.get("data_dir"), cfg.get("download", "ask")), split)
-    return data if examples is None else data[:examples]
+def record_nll(run: Run, cfg: DictConfig, eval_cfg: DictConfig, active: dict | None = None) -> NLLEstimate:
+    """Estimate -L_k on a split, save the per-example values (for paired comparisons) and record metrics.json.
 
-
-def record_nll(run: Run, cfg: DictConfig, eval_cfg: DictConfig) -> NLLEstimate:
-    """Estimate -L_k on a split, save the per-example values (for paired comparisons) and record metrics.json."""
+    With `active` (a recorded active_units entry) the model is first pruned to its active units (prune.py, as
+    the authors' code) and the result is recorded as `<split>_nll_pruned`, with the units kept.
+    """
     k, split = whole_number(eval_cfg.k, "k"), eval_cfg.split
     for key in ("batch_size", "chunk"):
         whole_number(eval_cfg[key], f"eval.{key}")
-    whole_number(eval_cfg.seed, "eval.seed", minimum=0)
-    device = next(run.model.parameters()).device
-    x = split_tensor(run.config.dataset.name, split, cfg, eval_cfg.examples).to(device)
+    seed = whole_number(eval_cfg.seed, "eval.seed", minimum=0)
+    model, suffix, extra = run.model, "", {}
+    if active is not None:
+        model, suffix = prune_inactive(run.model, entry_masks(active)), "_pruned"
+        extra = {key: active.get(key, False) for key in ("counts", "label", "threshold", "inclusive")}
+    x = split_tensor(run.config.dataset.name, split, cfg, eval_cfg.examples)
+    x = x.to(next(model.parameters()).device)
     estimate, per_example = estimate_nll(
-        run.model,
-        x,
-        k,
-        int(eval_cfg.seed),
-        int(eval_cfg.batch_size),
-        int(eval_cfg.chunk),
-        progress_setting(cfg),
+        model, x, k, seed, int(eval_cfg.batch_size), int(eval_cfg.chunk), progress_setting(cfg)
     )
-    payload = {"log_likelihoods": per_example, "k": k, "seed": int(eval_cfg.seed)}
-    atomic_write(run.path / f"log_likelihoods_{split}.pt", lambda f: torch.save(payload, f))
-    record_metrics(run.path, {f"{split}_nll": {**estimate.as_dict(), "seed": int(eval_cfg.seed)}})
+    payload = {"log_likelihoods": per_example, "k": k, "seed": seed}
+    atomic_write(run.path / f"log_likelihoods_{split}{suffix}.pt", lambda f: torch.save(payload, f))
+    entry = {**estimate.as_dict(), "seed": seed, **extra}
+    run.metrics = record_metrics(run.path, {f"{split}_nll{suffix}": entry})
     return estimate
 
 
-def record_active_units(run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int) -> list[int]:
-    """Compute A_u per layer on binarised training images, record counts and every A_u, and plot log A_u."""
-    device = next(run.model.parameters()).device
-    x = split_tensor(run.config.dataset.name, "train", cfg, int(au_cfg.examples)).to(device)
-    generator = torch.Generator(device).manual_seed(seed)
-    stats = activity_statistics(run.model, binarize(x, generator), generator)
-    threshold = number(au_cfg.threshold, "threshold")
-    counts = count_active(stats, threshold)
-    record_metrics(
-        run.path,
-        {
-            "active_units": {
-                "counts": counts,
-                "label": units_label(counts),
-                "threshold": threshold,
-                "examples": len(x),
-                "A_u": [a.tolist() for a in stats],
-            }
-        },
-    )
-    plot_activity_histogram(stats, threshold, run.path / "active_units.png")
-    return counts
+def record_active_units(
+    run: Run, cfg: DictConfig, au_cfg: DictConfig, seed: int, which: tuple[str, ...] = AU_ENTRIES
+) -> dict[str, dict]:
+    """A_u per layer on binarised training images (Section 5.2), recorded with counts under the threshold rule.
 
-
-def load_named_run(cfg: DictConfig) -> Run:
-    """The run named by the command's `run=` (or the latest), on the command's device."""
-    configure_torch(cfg.get("threads"))
-    return load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
+    `which` names the estimates: active_units (the authors' code, one sample of each layer below; plotted to
+    active_units.png) and active_units_expected (the paper's E_q over posterior_samples). Each starts from a
+    generator seeded with `seed`, so both see the same binarised images and either can be computed alone.
+    """
+    settings = activity_settings(au_cfg)
+    x = split_tensor(run.config.dataset.name, "train", cfg, settings["examples"])
+    x = x.to(next(run.model.parameters()).device)
+    entries = {}
+    for name in which:
+        generator = torch.Generator(x.device).manual_seed(seed)
+        x_binary = binarize(x, generator)
+        samples = settings["posterior_samples"] if name == "active_units_expected" else None
+        if samples is None:
+            stats = activity_statistics(run.model, x_binary, generator)
+        else:
+            stats = expected_activity_statistics(run.model, x_binary, generator, samples)
+        rule = (settings["threshold"], settings["inclusive"])
+        entries[name] = {**activity_entry(stats, *rule, len(x), samples), "seed": seed}
+        if samples is None:
+            plot_activity_histogram(stats, rule[0], run.path / "active_units.png", inclusive=rule[1])
+    run.metrics = record_metrics(run.path, entries)
+    return entries
 
 
 def _evaluate_after_training(run_dir: Path, cfg: DictConfig) -> None:
-    """The table commands' cell: test NLL and active units, skipped where metrics.json already has them."""
+    """The table commands' cell: test NLL, both active-unit estimates and (with eval.prune_inactive) the pruned
+    test NLL. Each is computed only where metrics.json lacks it or holds it for other settings, so re-running a
+    table command on old runs fills in just the new metrics."""
     run = load_run(run_dir, resolve_device(cfg.device))
-    recorded = run.metrics.get(f"{cfg.eval.split}_nll", {})
-    n_expected = cfg.eval.examples
-    if not (
-        recorded.get("k") == cfg.eval.k
-        and recorded.get("seed") == cfg.eval.seed
-        and (n_expected is None or recorded.get("n") == n_expected)
-    ):
-        estimate = record_nll(run, cfg, cfg.eval)
-        log.info(
-            "%s NLL %.2f +- %.2f (k=%d, n=%d)",
-            cfg.eval.split,
-            estimate.nll,
-            estimate.standard_error,
-            estimate.k,
-            estimate.n,
-        )
-    if "active_units" not in run.metrics:
-        counts = record_active_units(run, cfg, cfg.active_units, int(cfg.eval.seed))
-        log.info("active units %s", units_label(counts))
+    split, seed = cfg.eval.split, int(cfg.eval.seed)
+    wanted = {"k": cfg.eval.k, "seed": cfg.eval.seed, "n": cfg.eval.examples}
+    if not recorded_matches(run.metrics.get(f"{split}_nll"), wanted):
+        _log_nll(f"{split} NLL", record_nll(run, cfg, cfg.eval))
+    settings = activity_settings(cfg.active_units)
+    missing = tuple(
+        n for n in AU_ENTRIES if not recorded_matches(run.metrics.get(n), activity_wanted(n, settings))
+    )
+    if missing:
+        for name, entry in record_active_units(run, cfg, cfg.active_units, seed, missing).items():
+            log.info("%s %s (%s)", name.replace("_", " "), entry["label"], entry["rule"])
+    if not check_flag(cfg.eval.get("prune_inactive", False), "eval.prune_inactive"):
+        return
+    active = run.metrics["active_units"]
+    pruned = {**wanted, **{key: active.get(key, False) for key in ("label", "threshold", "inclusive")}}
+    if not recorded_matches(run.metrics.get(f"{split}_nll_pruned"), pruned):
+        _log_nll(f"{split} NLL pruned to {active['label']}", record_nll(run, cfg, cfg.eval, active))
+
+
+def _log_nll(what: str, estimate: NLLEstimate) -> None:
+    log.info(
+        "%s %.2f +- %.2f (k=%d, n=%d)", what, estimate.nll, estimate.standard_error, estimate.k, estimate.n
+    )
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -170,12 +149,16 @@ def train_task(cfg: DictConfig) -> str:
     """Train one configuration in its run directory (resuming it); optionally evaluate it afterwards."""
     run_dir = output_dir()
     try:
-        validate_config(cfg)
-    except ConfigError:
-        _remove_if_only_hydra_files(run_dir)
+        spec = RunSpec.from_config(cfg)
+    except ConfigError as e:
+        if in_multirun():  # a sweep's cell: keep why it did not run, for `iwae runs` and the tables
+            _record_refusal(run_dir, cfg, str(e))
+        else:
+            _remove_if_only_hydra_files(run_dir)
         raise
-    trainer = run_training(cfg, run_dir, resume_command("train"))
-    _finish(run_dir, trainer, cfg)
+    with hold_run_dir(run_dir):  # one live process per run directory, evaluation included
+        trainer = run_training(spec, run_dir, resume_command("train"))
+        _finish(run_dir, trainer, cfg)
     return str(run_dir)
 
 
@@ -209,6 +192,7 @@ def switch_objective_task(cfg: DictConfig) -> str:
         "output_root",
     ):
         child[key] = cfg[key]
+    spec = RunSpec.from_config(child)
     run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
     try:
         run_dir.mkdir(exist_ok=True)
@@ -220,14 +204,30 @@ def switch_objective_task(cfg: DictConfig) -> str:
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        trainer = run_training(
-            child, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt"
-        )
-        _finish(run_dir, trainer, child)
+        with hold_run_dir(run_dir):
+            trainer = run_training(
+                spec, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt"
+            )
+            _finish(run_dir, trainer, child)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     return str(run_dir)
+
+
+def _record_refusal(run_dir: Path, cfg: DictConfig, message: str) -> None:
+    """A run directory that says its configuration was refused: config.yaml, the metrics' "run" summary and a
+    failed status with the one-line reason. Left as it is when the directory already holds a run of its own."""
+    if (run_dir / CONFIG_NAME).exists():
+        return
+    try:
+        summary = run_summary(cfg)
+    except (ValueError, TypeError, OmegaConfBaseException):  # too broken to name its cell: the error line says it
+        return
+    with hold_run_dir(run_dir):
+        atomic_write_text(run_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg))
+        record_metrics(run_dir, {"run": summary})
+        write_status(run_dir, "failed", message)
 
 
 def _remove_if_only_hydra_files(run_dir: Path) -> None:
@@ -251,7 +251,11 @@ def _finish(run_dir: Path, trainer, cfg: DictConfig) -> None:
 
 @user_facing
 def eval_nll_task(cfg: DictConfig) -> dict:
-    """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json."""
+    """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json.
+
+    prune_inactive=true: the NLL of the model with its inactive units removed (prune.py), using the run's
+    recorded active_units (computed and recorded first if missing), recorded as `<split>_nll_pruned`.
+    """
     run = load_named_run(cfg)
     eval_cfg = OmegaConf.create(
         {
@@ -263,9 +267,16 @@ def eval_nll_task(cfg: DictConfig) -> dict:
             "seed": cfg.eval.seed,
         }
     )
-    estimate = record_nll(run, cfg, eval_cfg)
+    active = None
+    if check_flag(cfg.get("prune_inactive", False), "prune_inactive"):
+        active = run.metrics.get("active_units")
+        if active is None:
+            active = record_active_units(run, cfg, cfg.active_units, int(cfg.eval.seed), AU_ENTRIES[:1])
+            active = active["active_units"]
+    estimate = record_nll(run, cfg, eval_cfg, active)
+    pruned = f" with inactive units pruned ({active['label']} kept, {active['rule']})" if active else ""
     print(
-        f"{run.path}: {cfg.split} NLL = {estimate.nll:.2f} ± {estimate.standard_error:.2f} nats "
+        f"{run.path}: {cfg.split} NLL{pruned} = {estimate.nll:.2f} ± {estimate.standard_error:.2f} nats "
         f"(k={estimate.k}, n={estimate.n})"
     )
     return estimate.as_dict()
@@ -273,11 +284,15 @@ def eval_nll_task(cfg: DictConfig) -> dict:
 
 @user_facing
 def active_units_task(cfg: DictConfig) -> list[int]:
-    """Count active units per layer of a trained run and record them with every unit's A_u."""
+    """Count active units per layer of a trained run and record them with every unit's A_u: the authors'
+    one-sample estimate (active_units) and the paper's expectation over posterior_samples (active_units_expected)."""
     run = load_named_run(cfg)
-    au_cfg = OmegaConf.create({"examples": cfg.examples, "threshold": cfg.threshold})
-    counts = record_active_units(run, cfg, au_cfg, int(cfg.eval.seed))
+    keys = ("examples", "threshold", "inclusive", "posterior_samples")
+    au_cfg = OmegaConf.create({key: cfg[key] for key in keys})
+    entries = record_active_units(run, cfg, au_cfg, int(cfg.eval.seed))
+    code, paper = entries["active_units"], entries["active_units_expected"]
     print(
-        f"{run.path}: active units {units_label(counts)} (A_u > {cfg.threshold}; histogram in active_units.png)"
+        f"{run.path}: active units {code['label']} ({code['rule']}; histogram in active_units.png); "
+        f"with E_q over {paper['posterior_samples']} samples: {paper['label']}"
     )
-    return counts
+    return code["counts"]

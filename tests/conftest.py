@@ -1,4 +1,4 @@
-"""Shared pytest fixtures."""
+"""Pytest fixtures used by several test files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from mnist_cache import ensure_mnist
+from mnist_cache import mnist_data_dir as default_data_dir
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -16,21 +18,23 @@ MNIST_FILES = (
 
 
 @pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """The folder holding the real data (mnist/...): $IWAE_DATA_DIR, else shared/data beside the repository.
+def mnist_data_dir() -> Path:
+    """The folder holding the real data (mnist/...), where the CLI looks: $IWAE_DATA_DIR, else the user cache.
 
-    CI always has it, so a missing folder fails the tests instead of skipping them.
+    MNIST is downloaded there once if it is missing or corrupt (CI points IWAE_DATA_DIR at a folder that has
+    it, so CI never downloads); a failed download fails the tests instead of skipping them.
     """
-    configured = os.environ.get("IWAE_DATA_DIR")
-    root = Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "data"
-    missing = [name for name in MNIST_FILES if not (root / "mnist" / name).is_file()]
-    if missing:
+    from iwae_cli.errors import DataError
+
+    root = default_data_dir()
+    try:
+        return ensure_mnist(root)
+    except DataError as e:
         pytest.fail(
-            f"real MNIST not found in {root / 'mnist'} (missing {', '.join(missing)}): set IWAE_DATA_DIR to "
-            "a folder holding mnist/*.gz, or put the repository beside shared/ (shared/data/mnist)",
+            f"real MNIST is not in {root / 'mnist'} and could not be downloaded ({e}); set IWAE_DATA_DIR to a "
+            "folder holding mnist/*.gz",
             pytrace=False,
         )
-    return root
 
 
 class MnistMirror:
@@ -52,12 +56,12 @@ class MnistMirror:
 
 
 @pytest.fixture(scope="session")
-def mnist_mirror(shared_data_dir: Path):
+def mnist_mirror(mnist_data_dir: Path):
     """A running :class:`MnistMirror` on 127.0.0.1 (random port), shut down at the end of the session."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    files = {name: (shared_data_dir / "mnist" / name).read_bytes() for name in MNIST_FILES}
+    files = {name: (mnist_data_dir / "mnist" / name).read_bytes() for name in MNIST_FILES}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
@@ -100,7 +104,7 @@ def mnist_mirror(shared_data_dir: Path):
 # ---------------------------------------------------------------------------------------------------------
 # The `iwae` command line, in-process and as a subprocess (test_train, test_cli, test_resume, test_errors)
 
-SMOKE_RUN = "mnist/L1-iwae-k5/smoke-paper-seed0"  # the run directory `iwae train schedule=smoke` names
+SMOKE_RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"  # the run directory `iwae train schedule=smoke` names
 
 
 class IwaeCli:
@@ -138,10 +142,10 @@ class IwaeCli:
 
 
 @pytest.fixture
-def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data_dir: Path) -> Path:
+def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_data_dir: Path) -> Path:
     """IWAE_DATA_DIR = the real data, IWAE_OUTPUT_ROOT = <tmp>/out (not created), cwd = <tmp>."""
     root = tmp_path / "out"
-    monkeypatch.setenv("IWAE_DATA_DIR", str(shared_data_dir))
+    monkeypatch.setenv("IWAE_DATA_DIR", str(mnist_data_dir))
     monkeypatch.setenv("IWAE_OUTPUT_ROOT", str(root))
     monkeypatch.chdir(tmp_path)
     return root
@@ -154,11 +158,11 @@ def iwae_cli(output_root: Path) -> IwaeCli:
 
 
 @pytest.fixture(scope="session")
-def smoke_run_template(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
+def smoke_run_template(tmp_path_factory: pytest.TempPathFactory, mnist_data_dir: Path) -> Path:
     """A finished `iwae train schedule=smoke k=5` run (trained once per session); copy it, never modify it."""
     root = tmp_path_factory.mktemp("smoke-template")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IWAE_DATA_DIR", str(shared_data_dir))
+        mp.setenv("IWAE_DATA_DIR", str(mnist_data_dir))
         mp.setenv("IWAE_OUTPUT_ROOT", str(root / "out"))
         mp.chdir(root)
         IwaeCli(root / "out")("train", "schedule=smoke", "k=5", "progress=false")
@@ -188,8 +192,69 @@ def iwae_script() -> Path:
 
 
 @pytest.fixture
-def cli_env(output_root: Path, shared_data_dir: Path) -> dict[str, str]:
+def cli_env(output_root: Path, mnist_data_dir: Path) -> dict[str, str]:
     """The environment for an `iwae` subprocess: the real data, output into <tmp>/out, short Hydra errors."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "OC_CAUSE")}
-    env.update(IWAE_DATA_DIR=str(shared_data_dir), IWAE_OUTPUT_ROOT=str(output_root), PYTHONUNBUFFERED="1")
+    env.update(IWAE_DATA_DIR=str(mnist_data_dir), IWAE_OUTPUT_ROOT=str(output_root), PYTHONUNBUFFERED="1")
     return env
+
+
+# ---------------------------------------------------------------------------------------------------------
+# More datasets: real binarized MNIST beside MNIST, and a local server for generated files
+
+
+@pytest.fixture(scope="session")
+def binarized_mnist_data_dir(mnist_data_dir: Path) -> Path:
+    """The data folder (as ``mnist_data_dir``) once it holds verified binarized_mnist/ files, plain or gzipped.
+
+    As for MNIST, missing or corrupt files are downloaded there (from $IWAE_DATA_MIRROR when set) and a failed
+    download fails the tests instead of skipping them.
+    """
+    from iwae_cli.download import download_dataset, verify_dataset
+    from iwae_cli.errors import DataError
+
+    if all(status == "ok" for _, status in verify_dataset("binarized_mnist", mnist_data_dir)):
+        return mnist_data_dir
+    try:
+        download_dataset("binarized_mnist", mnist_data_dir, progress=False)
+    except DataError as e:
+        pytest.fail(f"binarized MNIST is not in {mnist_data_dir / 'binarized_mnist'} ({e})", pytrace=False)
+    return mnist_data_dir
+
+
+@pytest.fixture
+def file_server():
+    """A local HTTP server on 127.0.0.1 serving ``server.files`` (name -> bytes, filled by the test) at
+    ``server.url + "/" + name``; other paths answer 404. Requested paths are recorded in ``server.requests``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    served = SimpleNamespace(files={}, requests=[], url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            served.requests.append(self.path)
+            body = served.files.get(self.path.lstrip("/"))
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # keep the test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

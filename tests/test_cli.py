@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SMOKE = ("schedule=smoke", "progress=false")
@@ -105,7 +106,7 @@ def test_sweep_with_joblib_via_the_console_script(
     assert "Traceback" not in result.stderr
     for model in ("vae", "iwae"):
         for k in (1, 5):
-            run = output_root / "runs" / f"mnist/L1-{model}-k{k}/smoke-paper-seed0"
+            run = output_root / "runs" / f"mnist/L1-{model}-k{k}/smoke-text-paper-sum-seed0"
             assert read_json(run / "status.json")["state"] == "done", run
             summary = read_json(run / "metrics.json")["run"]
             assert (summary["objective"], summary["k"]) == (model, k)
@@ -122,15 +123,52 @@ def test_sweep_with_the_basic_launcher_in_a_fresh_process(
                             capture_output=True, text=True, timeout=300)
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.returncode == 0, result.stderr[-2000:]
-    status = read_json(output_root / "runs" / "mnist/L1-iwae-k1/smoke-paper-seed0/status.json")
+    status = read_json(output_root / "runs" / "mnist/L1-iwae-k1/smoke-text-paper-sum-seed0/status.json")
     assert status["state"] == "done"
+
+
+CHEAP_SWEEP = ("schedule=smoke", "schedule.train_examples=40", "schedule.passes=[1]",
+               "schedule.learning_rates=[1e-3]", "evaluate=false", "compile=false", "progress=false")
+
+
+@pytest.mark.parametrize("layers", ["layers=1,2", "layers=choice(1,2)", "layers=range(1,3)", "layers=glob(*)"])
+def test_sweep_forms_over_the_numeric_layers_group(
+    layers: str, cli_env: dict[str, str], output_root: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "iwae_cli", "train", "-m", layers, *CHEAP_SWEEP]
+    result = subprocess.run(command, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted(p.name for p in (output_root / "runs" / "mnist").iterdir())
+    assert [name.split("-")[0] for name in runs] == ["L1", "L2"], runs
+
+
+@pytest.mark.parametrize(
+    "layers, expected",
+    [
+        ("layers=[1,2]", "layers takes one config name per job"),
+        ("layers=1.5", "layers takes one config name per job"),
+        ("layers=interval(1,2)", "layers takes one config name per job"),
+        ("layers=choice(1,", "cannot read layers=choice(1,"),
+        ("layers=range(1,4)", "has no config 3"),
+        ("layers=1,3", "has no config 3"),
+        ("layers=glob(9*)", "selects no config"),
+    ],
+)
+def test_unusable_layers_forms_are_one_line(iwae_cli, output_root: Path, layers: str, expected: str) -> None:
+    result = iwae_cli("train", "-m", layers, *SMOKE, ok=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "layers configs are 1, 2" in lines[0] or "layers='range(1,3)'" in lines[0]
+    assert not (output_root / "runs").exists()
 
 
 def test_sweep_with_submitit_local(iwae_cli, output_root: Path) -> None:
     iwae_cli("train", "-m", *SMOKE, "model=vae", "k=1,5", "hydra/launcher=submitit_local",
              "hydra.launcher.timeout_min=5")
     for k in (1, 5):
-        run = output_root / "runs" / f"mnist/L1-vae-k{k}/smoke-paper-seed0"
+        run = output_root / "runs" / f"mnist/L1-vae-k{k}/smoke-text-paper-sum-seed0"
         assert read_json(run / "status.json")["state"] == "done", run
         assert len((run / "train_log.csv").read_text().splitlines()) == 3
 
@@ -161,7 +199,7 @@ def test_eval_nll_prints_one_line_and_records_it(iwae_cli, smoke_run: Path) -> N
 def test_eval_nll_without_run_uses_the_latest(iwae_cli, smoke_run: Path, output_root: Path) -> None:
     import os
 
-    older = output_root / "runs" / "mnist/L1-iwae-k5/smoke-paper-seed1"
+    older = output_root / "runs" / "mnist/L1-iwae-k5/smoke-text-paper-sum-seed1"
     shutil.copytree(smoke_run, older)
     os.utime(older / "checkpoint.pt", (1_000_000_000, 1_000_000_000))
     os.utime(smoke_run / "checkpoint.pt", (2_000_000_000, 2_000_000_000))
@@ -187,7 +225,7 @@ def test_active_units(iwae_cli, smoke_run: Path) -> None:
 
 def test_switch_objective_continues_the_parent(iwae_cli) -> None:
     iwae_cli("train", *SMOKE, "model=vae", "k=1")
-    parent = iwae_cli.run_dir("mnist/L1-vae-k1/smoke-paper-seed0")
+    parent = iwae_cli.run_dir("mnist/L1-vae-k1/smoke-text-paper-sum-seed0")
     parent_before = (parent / "checkpoint.pt").read_bytes()
     iwae_cli("switch-objective", f"run={parent}", "model=iwae", "k=5", "progress=false")
     child = parent / "switch-iwae-k5"
@@ -209,13 +247,13 @@ def test_switch_objective_continues_the_parent(iwae_cli) -> None:
     assert not all(torch.equal(c["model"][key], p["model"][key]) for key in p["model"])
 
     listing = iwae_cli("runs").stdout
-    assert "mnist/L1-vae-k1/smoke-paper-seed0/switch-iwae-k5" in listing
+    assert "mnist/L1-vae-k1/smoke-text-paper-sum-seed0/switch-iwae-k5" in listing
 
 
 def test_runs_lists_run_directories_with_their_state(iwae_cli, smoke_run: Path, output_root: Path) -> None:
     runs = output_root / "runs"
-    killed = runs / "mnist/L1-iwae-k5/smoke-paper-seed7"
-    failed = runs / "mnist/L1-iwae-k5/smoke-paper-seed8"
+    killed = runs / "mnist/L1-iwae-k5/smoke-text-paper-sum-seed7"
+    failed = runs / "mnist/L1-iwae-k5/smoke-text-paper-sum-seed8"
     for target, state in ((killed, "running"), (failed, "failed")):
         shutil.copytree(smoke_run, target)
         status = read_json(target / "status.json")
@@ -223,9 +261,9 @@ def test_runs_lists_run_directories_with_their_state(iwae_cli, smoke_run: Path, 
         (target / "status.json").write_text(json.dumps(status))
     result = iwae_cli("runs")
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
-    assert rows["mnist/L1-iwae-k5/smoke-paper-seed0"][1] == "done"
-    assert rows["mnist/L1-iwae-k5/smoke-paper-seed7"][1] == "interrupted"  # "running", its process gone
-    assert rows["mnist/L1-iwae-k5/smoke-paper-seed8"][1] == "failed"
+    assert rows["mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"][1] == "done"
+    assert rows["mnist/L1-iwae-k5/smoke-text-paper-sum-seed7"][1] == "interrupted"  # "running", its process gone
+    assert rows["mnist/L1-iwae-k5/smoke-text-paper-sum-seed8"][1] == "failed"
     assert result.stdout.splitlines()[0].split()[:3] == ["run", "state", "dataset"]
 
 

@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from iwae_cli.data_cli import data_app
-from iwae_cli.download import REMOTE_FILES
+from iwae_cli.data_registry import DATASET_NAMES, get_dataset
 
 runner = CliRunner()
-MNIST_NAMES = [f.name for f in REMOTE_FILES["mnist"]]
+MNIST_NAMES = [f.name for f in get_dataset("mnist").files]
 
 
 @pytest.fixture(autouse=True)
@@ -99,4 +99,5 @@ def test_unknown_dataset(tmp_path: Path) -> None:
     for command in ("download", "verify"):
         result = invoke(command, "cifar", "--data-dir", str(tmp_path))
         assert result.exit_code == 2
-        assert result.stderr == "error: unknown dataset 'cifar': use one of mnist, omniglot or all\n"
+        assert result.stderr == f"error: unknown dataset 'cifar': use one of {', '.join(DATASET_NAMES)} or all\n"
+        assert "mnist, omniglot, binarized_mnist, fashion_mnist" in result.stderr

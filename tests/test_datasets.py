@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 import torch
 
-from iwae_cli import datasets
+from iwae_cli import data_formats, datasets
 from iwae_cli.datasets import Splits, binarize, load_dataset, resolve_data_dir, training_pixel_means
 from iwae_cli.errors import ConfigError, DataError
 
@@ -60,8 +60,8 @@ def first_image(path: Path, index: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def mnist(shared_data_dir: Path) -> Splits:
-    return load_dataset("mnist", shared_data_dir, download="never")
+def mnist(mnist_data_dir: Path) -> Splits:
+    return load_dataset("mnist", mnist_data_dir, download="never")
 
 
 def test_mnist_shapes_and_range(mnist: Splits) -> None:
@@ -73,14 +73,14 @@ def test_mnist_shapes_and_range(mnist: Splits) -> None:
         assert float(t.min()) == 0.0 and float(t.max()) == 1.0
 
 
-def test_mnist_split_is_unshuffled(mnist: Splits, shared_data_dir: Path) -> None:
-    train_file = shared_data_dir / "mnist" / TRAIN_IMAGES
+def test_mnist_split_is_unshuffled(mnist: Splits, mnist_data_dir: Path) -> None:
+    train_file = mnist_data_dir / "mnist" / TRAIN_IMAGES
     # values equal the authors' (bytes / 255.0).astype(float32), bit for bit
     assert np.array_equal(mnist.train[0].numpy(), first_image(train_file, 0))
     assert np.array_equal(mnist.train[-1].numpy(), first_image(train_file, 59_599))
     assert np.array_equal(mnist.valid[0].numpy(), first_image(train_file, 59_600))
     assert np.array_equal(mnist.valid[-1].numpy(), first_image(train_file, 59_999))
-    assert np.array_equal(mnist.test[0].numpy(), first_image(shared_data_dir / "mnist" / TEST_IMAGES, 0))
+    assert np.array_equal(mnist.test[0].numpy(), first_image(mnist_data_dir / "mnist" / TEST_IMAGES, 0))
 
 
 def test_mnist_row_major_image_is_upright(mnist: Splits) -> None:
@@ -89,8 +89,8 @@ def test_mnist_row_major_image_is_upright(mnist: Splits) -> None:
     assert float(image[0].sum()) == 0.0 and float(image[14].sum()) > 0.0
 
 
-def test_dataset_name_is_case_insensitive(shared_data_dir: Path) -> None:
-    splits = load_dataset("MNIST", shared_data_dir, download="never")
+def test_dataset_name_is_case_insensitive(mnist_data_dir: Path) -> None:
+    splits = load_dataset("MNIST", mnist_data_dir, download="never")
     assert splits.valid.shape == (400, 784)
 
 
@@ -221,7 +221,7 @@ def test_unknown_dataset_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_unknown_download_mode(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="ask, always, never"):
+    with pytest.raises(ConfigError, match="auto, ask, always, never"):
         load_dataset("mnist", tmp_path, download="sometimes")
 
 
@@ -248,9 +248,9 @@ def expect_mnist_error(root: Path, broken: str, *fragments: str) -> None:
         assert fragment in message
 
 
-def test_truncated_gzip(tmp_path: Path, shared_data_dir: Path) -> None:
+def test_truncated_gzip(tmp_path: Path, mnist_data_dir: Path) -> None:
     small_mnist(tmp_path)
-    real = (shared_data_dir / "mnist" / TEST_IMAGES).read_bytes()
+    real = (mnist_data_dir / "mnist" / TEST_IMAGES).read_bytes()
     (tmp_path / "mnist" / TEST_IMAGES).write_bytes(real[:100_000])
     expect_mnist_error(tmp_path, TEST_IMAGES, "not a complete gzip file")
 
@@ -276,10 +276,10 @@ def test_gzip_of_something_else(tmp_path: Path) -> None:
     expect_mnist_error(tmp_path, TRAIN_IMAGES, "not an IDX image file")
 
 
-def test_wrong_magic_number(tmp_path: Path, shared_data_dir: Path) -> None:
+def test_wrong_magic_number(tmp_path: Path, mnist_data_dir: Path) -> None:
     small_mnist(tmp_path)
     # a label file (magic 0x801) where the images belong
-    real_labels = (shared_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    real_labels = (mnist_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
     (tmp_path / "mnist" / TEST_IMAGES).write_bytes(real_labels)
     expect_mnist_error(tmp_path, TEST_IMAGES, "magic number 0x00000801")
 
@@ -308,7 +308,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise PermissionError(13, "Permission denied", str(path))
 
     # chmod cannot stop root (CI may run as root), so deny the read where it happens
-    monkeypatch.setattr(datasets.gzip, "open", denied)
+    monkeypatch.setattr(data_formats.gzip, "open", denied)
     with pytest.raises(DataError, match="cannot read .*Permission denied"):
         load_dataset("mnist", tmp_path, download="never")
 

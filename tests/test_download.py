@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from iwae_cli import download
-from iwae_cli.download import REMOTE_FILES, download_dataset, verify_dataset
+from iwae_cli.data_registry import get_dataset
+from iwae_cli.download import download_dataset, verify_dataset
 from iwae_cli.errors import DataError
 
 TIMEOUT = 5.0
@@ -42,21 +43,33 @@ def closed_port_url() -> str:
 # the table of files
 
 
-def test_remote_files_match_the_shared_copies(shared_data_dir: Path) -> None:
-    assert verify_dataset("mnist", shared_data_dir) == [(f.name, "ok") for f in REMOTE_FILES["mnist"]]
+def test_remote_files_match_the_local_copies(mnist_data_dir: Path) -> None:
+    assert verify_dataset("mnist", mnist_data_dir) == [(f.name, "ok") for f in get_dataset("mnist").files]
+    for f in get_dataset("mnist").files:
+        assert f.size == (mnist_data_dir / "mnist" / f.name).stat().st_size, f.name
+
+
+def test_describe_download_counts_only_what_is_missing(tmp_path: Path, mnist_mirror) -> None:
+    folder = tmp_path / "mnist"
+    assert download.describe_download("mnist", tmp_path) == f"MNIST (4 files, 11.6 MB) into {folder}"
+    fetch(tmp_path, mnist_mirror.base("good"))
+    (folder / TRAIN_IMAGES).unlink()
+    assert download.describe_download("mnist", tmp_path) == f"MNIST (1 file, 9.9 MB) into {folder}"
+    # no published size for chardata.mat: the count alone
+    assert download.describe_download("omniglot", tmp_path) == f"OMNIGLOT (1 file) into {tmp_path / 'omniglot'}"
 
 
 def test_remote_file_urls() -> None:
-    names = [f.name for f in REMOTE_FILES["mnist"]]
+    names = [f.name for f in get_dataset("mnist").files]
     assert sorted(names) == sorted(
         ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz"]
     )
-    for f in REMOTE_FILES["mnist"]:
+    for f in get_dataset("mnist").files:
         assert f.sha256 is not None and len(f.urls) == 3
         assert f.urls[0] == f"https://ossci-datasets.s3.amazonaws.com/mnist/{f.name}"
         assert f.urls[-1] == f"http://yann.lecun.com/exdb/mnist/{f.name}"
-    (omniglot,) = REMOTE_FILES["omniglot"]
+    (omniglot,) = get_dataset("omniglot").files
     assert omniglot.name == "chardata.mat" and omniglot.md5 == "21ecaf34373511aa7691cf2e0802aa3d"
     assert omniglot.urls == ("https://raw.githubusercontent.com/yburda/iwae/master/datasets/OMNIGLOT/chardata.mat",)
 
@@ -68,7 +81,7 @@ def test_remote_file_urls() -> None:
 def test_download_success(tmp_path: Path, mnist_mirror) -> None:
     paths = fetch(tmp_path, mnist_mirror.base("good"))
     folder = tmp_path / "mnist"
-    assert paths == [folder / f.name for f in REMOTE_FILES["mnist"]]
+    assert paths == [folder / f.name for f in get_dataset("mnist").files]
     for path in paths:
         assert path.read_bytes() == mnist_mirror.files[path.name]
     assert all(status == "ok" for _, status in verify_dataset("mnist", tmp_path))

@@ -84,7 +84,7 @@ def test_bad_values_give_one_line(iwae_cli, output_root: Path, override: str, ex
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model=miwae", "needs model.groups"),  # M=5 does not divide k=7
+        ("model=miwae", "model.groups (M=5) must divide k=7"),  # M=5 does not divide k=7
         ("model.name=foo", "unknown objective model=foo"),
         ("device=tpu", "unknown device=tpu"),
         ("threads=0", "threads must be a whole number >= 1"),
@@ -120,10 +120,10 @@ def test_missing_data_dir(iwae_cli, output_root: Path, monkeypatch: pytest.Monke
 
 
 def test_corrupt_data_file(
-    iwae_cli, tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    iwae_cli, tmp_path: Path, mnist_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
-    shutil.copytree(shared_data_dir / "mnist", data / "mnist")
+    shutil.copytree(mnist_data_dir / "mnist", data / "mnist")
     images = data / "mnist" / "train-images-idx3-ubyte.gz"
     with open(images, "r+b") as f:
         f.truncate(images.stat().st_size // 3)
@@ -133,10 +133,10 @@ def test_corrupt_data_file(
 
 
 def test_data_with_a_wrong_header(
-    iwae_cli, tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    iwae_cli, tmp_path: Path, mnist_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
-    shutil.copytree(shared_data_dir / "mnist", data / "mnist")
+    shutil.copytree(mnist_data_dir / "mnist", data / "mnist")
     with gzip.open(data / "mnist" / "t10k-images-idx3-ubyte.gz", "wb") as f:
         f.write(b"\x00\x00\x08\x01" + b"\x00" * 100)  # a label file's magic number
     monkeypatch.setenv("IWAE_DATA_DIR", str(data))
@@ -289,7 +289,7 @@ def test_a_failing_job_in_a_sweep_does_not_stop_the_others(iwae_cli, output_root
     assert result.exit_code != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert "error: k must be a whole number >= 1" in result.stderr
-    status = json.loads((output_root / "runs/mnist/L1-iwae-k1/smoke-paper-seed0/status.json").read_text())
+    status = json.loads((output_root / "runs/mnist/L1-iwae-k1/smoke-text-paper-sum-seed0/status.json").read_text())
     assert status["state"] == "done"
 
 

@@ -11,15 +11,21 @@ from iwae_cli.datasets import binarize, load_dataset, training_pixel_means
 from iwae_cli.evaluate import (
     ACTIVITY_THRESHOLD,
     NLLEstimate,
+    active_masks,
+    activity_entry,
     activity_statistics,
     count_active,
+    entry_masks,
     estimate_nll,
+    expected_activity_statistics,
     log_likelihood_estimates,
     plot_activity_histogram,
+    recorded_matches,
+    rule_text,
     units_label,
 )
 from iwae_cli.model import Architecture, IWAEModel, initialise
-from iwae_cli.objectives import iwae
+from iwae_cli.objectives import importance_weighted_bound
 
 F64 = torch.float64
 # two latent units: log p(x) = log of a 2-D integral, which a fine grid computes exactly
@@ -77,7 +83,7 @@ def grid_setup():
     torch.manual_seed(0)
     for _ in range(200):
         optimizer.zero_grad()
-        iwae(model, x, 20).loss.backward()
+        (-importance_weighted_bound(model.log_weights(x, 20)).sum()).backward()  # the IWAE loss
         optimizer.step()
     torch.testing.assert_close(exact_log_marginal(model, x), exact, rtol=0, atol=1e-12)  # p(x) unchanged
     return model, untrained, x, exact
@@ -197,8 +203,8 @@ def test_estimate_nll_of_one_example_has_no_standard_error():
 
 
 @pytest.fixture(scope="module")
-def mnist(shared_data_dir):
-    return load_dataset("mnist", shared_data_dir, download="never")
+def mnist(mnist_data_dir):
+    return load_dataset("mnist", mnist_data_dir, download="never")
 
 
 def test_estimate_nll_of_an_initialised_paper_model_on_real_mnist(mnist):
@@ -271,6 +277,88 @@ def test_count_active_uses_a_strict_threshold():
     assert count_active(stats) == [2, 1]
     assert count_active(stats, threshold=1e-6) == [4, 2]
     assert count_active([torch.zeros(50)]) == [0]
+
+
+def test_inclusive_threshold_counts_a_unit_exactly_at_it():
+    """inclusive: A_u >= threshold, as the authors' code (numpy searchsorted); the default is the paper's >."""
+    stats = [
+        torch.tensor([0.0, 0.009, 0.01, 0.0100001, 2.0], dtype=F64),
+        torch.tensor([0.5, 0.01], dtype=F64),
+    ]
+    assert count_active(stats, inclusive=True) == [3, 2]
+    assert count_active(stats, inclusive=False) == [2, 1]
+    masks = active_masks(stats, inclusive=True)
+    assert masks[0].tolist() == [False, False, True, True, True] and masks[1].tolist() == [True, True]
+    assert rule_text(0.01, True) == "A_u >= 0.01" and rule_text(0.01, False) == "A_u > 0.01"
+
+
+def test_activity_entry_records_the_rule_and_gives_back_its_masks():
+    stats = [torch.tensor([0.0, 0.01, 0.3], dtype=F64), torch.tensor([0.01, 0.02], dtype=F64)]
+    entry = activity_entry(stats, 0.01, True, examples=500, samples=7)
+    assert entry["counts"] == [2, 2] and entry["label"] == "2+2" and entry["rule"] == "A_u >= 0.01"
+    assert entry["inclusive"] is True and entry["posterior_samples"] == 7 and entry["examples"] == 500
+    assert entry["A_u"] == [a.tolist() for a in stats]
+    assert [m.tolist() for m in entry_masks(entry)] == [[False, True, True], [True, True]]
+    strict = activity_entry(stats, 0.01, False, examples=500)
+    assert "posterior_samples" not in strict and strict["counts"] == [1, 1]
+    legacy = {
+        k: v for k, v in strict.items() if k not in ("inclusive", "rule")
+    }  # recorded before `inclusive`
+    assert [m.tolist() for m in entry_masks(legacy)] == [[False, False, True], [False, True]]
+    assert recorded_matches(legacy, {"threshold": 0.01, "inclusive": False, "examples": 500})
+    assert not recorded_matches(legacy, {"inclusive": True})
+    assert recorded_matches(entry, {"posterior_samples": 7, "inclusive": True, "examples": None})
+    assert not recorded_matches(entry, {"posterior_samples": 8})
+    assert not recorded_matches(None, {}) and not recorded_matches({}, {})
+    # float32 A_u (a float32 model's) read back from JSON give the masks that were counted
+    just_under = [torch.tensor([0.01, 0.0100001, 0.5], dtype=torch.float32)]  # float32 0.01 is below 0.01
+    recorded = activity_entry(just_under, 0.01, True, examples=3)
+    assert [int(m.sum()) for m in entry_masks(recorded)] == recorded["counts"] == [2]
+
+
+def test_expected_activity_statistics_average_the_conditional_mean_over_samples():
+    """Layer 1: exactly the one-sample statistics (E[h1|x] is the encoder mean); layer 2: Var_x of the mean over S
+    draws of h1 ~ q(h1|x) of mean_2(h1), drawn `chunk` samples at a time from the generator."""
+    model = random_model(SMALL_2, seed=3, encoder_scale=1.0)
+    x = (torch.rand(40, 12, generator=torch.Generator().manual_seed(0), dtype=F64) < 0.5).to(F64)
+    stats = expected_activity_statistics(model, x, torch.Generator().manual_seed(7), samples=5, chunk=2)
+    one = activity_statistics(model, x, torch.Generator().manual_seed(8))
+    assert torch.equal(stats[0], one[0])
+    mean1, std1 = encoder_mean(model.encoders[0], x)
+    gen = torch.Generator().manual_seed(7)
+    eps = torch.cat([torch.randn((s, 40, 5), generator=gen, dtype=F64) for s in (2, 2, 1)])
+    mean2, _ = encoder_mean(model.encoders[1], mean1 + std1 * eps)
+    torch.testing.assert_close(stats[1], mean2.mean(0).var(0, unbiased=False), rtol=1e-10, atol=1e-14)
+    assert not torch.allclose(stats[1], one[1], rtol=0.05)
+
+
+@pytest.fixture(scope="module")
+def paper_2_on_mnist(mnist):
+    """The paper's 2-layer model initialised on real MNIST and 500 binarised training images (seed 123)."""
+    model = IWAEModel(PAPER_2)
+    initialise(model, training_pixel_means(mnist.train), seed=0)
+    return model, binarize(mnist.train[:500], torch.Generator().manual_seed(123))
+
+
+def test_expected_activity_statistics_converge_on_real_mnist(paper_2_on_mnist):
+    """With S = 1000 (active_units.posterior_samples) two noise seeds give nearly the same layer-2 A_u, where one
+    sample of h1 (the authors' estimate) gives A_u that differ more and are inflated by q's noise."""
+    model, x = paper_2_on_mnist
+
+    def layer2(samples: int, seed: int) -> torch.Tensor:
+        return expected_activity_statistics(model, x, torch.Generator().manual_seed(seed), samples)[1]
+
+    def relative(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs() / b
+
+    s1, s1_other = layer2(1, 1), layer2(1, 2)
+    s_big, s_big_other = layer2(1000, 1), layer2(1000, 2)
+    code = activity_statistics(model, x, torch.Generator().manual_seed(1))[1]
+    assert relative(s_big, s_big_other).median() < 0.03 and relative(s_big, s_big_other).max() < 0.1
+    assert relative(s1, s1_other).median() > 2 * relative(s_big, s_big_other).median()
+    assert (s1 > 2 * s_big).all() and (code > 2 * s_big).all()  # the one-sample A_u adds q's variance
+    first = [expected_activity_statistics(model, x, torch.Generator().manual_seed(s), 3)[0] for s in (1, 2)]
+    assert torch.equal(first[0], first[1])  # layer 1 needs no sampling
 
 
 def test_units_label():

@@ -1,4 +1,4 @@
-"""The model of PROTOCOL.md: architectures, initialisation, densities, posterior sampling and generation."""
+"""The model of docs/protocol.md: architectures, initialisation, densities, posterior sampling and generation."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from iwae_cli.datasets import load_dataset, training_pixel_means
 from iwae_cli.errors import ConfigError
 from iwae_cli.model import Architecture, IWAEModel, build_model, glorot_uniform_, initialise
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "iwae_cli" / "conf"
 
 ONE_LAYER = Architecture(latent_units=(50,), encoder_hidden=((200, 200),), decoder_hidden=((200, 200),))
 TWO_LAYERS = Architecture(
@@ -138,8 +138,8 @@ def test_glorot_uniform_bounds_and_spread():
 
 
 @pytest.fixture(scope="module")
-def mnist_train(shared_data_dir) -> torch.Tensor:
-    return load_dataset("mnist", shared_data_dir, download="never").train
+def mnist_train(mnist_data_dir) -> torch.Tensor:
+    return load_dataset("mnist", mnist_data_dir, download="never").train
 
 
 def test_initialise_follows_the_paper_on_real_mnist(mnist_train):
@@ -208,14 +208,12 @@ def test_initialise_is_deterministic_in_the_seed():
     assert not torch.equal(a.encoders[0].mean.weight, c.encoders[0].mean.weight)
 
 
-def test_build_model_reads_same_seed_init_from_config():
-    node = OmegaConf.load(CONF / "layers" / "1.yaml")
+def test_build_model_applies_same_seed_init():
+    arch = Architecture.from_config(OmegaConf.load(CONF / "layers" / "1.yaml"))
     means = torch.full((784,), 0.2)
-    assert node.same_seed_init is False
-    model = build_model(node, means, seed=0)
+    model = build_model(arch, means, seed=0)
     assert not torch.equal(model.encoders[0].mean.weight, model.encoders[0].log_std.weight)
-    node.same_seed_init = True
-    quirk = build_model(node, means, seed=0)
+    quirk = build_model(arch, means, seed=0, same_seed_init=True)
     assert torch.equal(quirk.encoders[0].mean.weight, quirk.encoders[0].log_std.weight)
 
 

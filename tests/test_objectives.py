@@ -9,7 +9,6 @@ import torch
 from omegaconf import OmegaConf
 from tiny_models import binary_x, random_model
 
-from iwae_cli import objectives
 from iwae_cli.errors import ConfigError
 from iwae_cli.model import Architecture, IWAEModel
 from iwae_cli.objectives import (
@@ -17,9 +16,12 @@ from iwae_cli.objectives import (
     elbo,
     get_objective,
     importance_weighted_bound,
+    log_weight_bound,
     multi_sample_bound,
     normalised_weights,
+    renyi_bound,
 )
+from iwae_cli.registry import OBJECTIVES
 
 F64 = torch.float64
 SMALL_1 = Architecture(latent_units=(3,), encoder_hidden=((8,),), decoder_hidden=((8,),), x_dim=10)
@@ -67,7 +69,8 @@ def assert_same(
 
 
 def run(model, name: str, x, k: int, noise, **kwargs) -> Estimate:
-    return getattr(objectives, name)(model, x, k, noise, **kwargs)
+    """The registered objective `name`, called as training calls it (minus the reduction)."""
+    return OBJECTIVES[name].objective(model, x, k, noise, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -132,8 +135,8 @@ def test_vae_and_iwae_agree_at_k1(arch):
     torch.testing.assert_close(v.bound, i.bound, rtol=0, atol=1e-12)
     assert v.bound.shape == (4,)
     assert_same(grads(v.loss, params), grads(i.loss, params))
-    # the loss is the negative mean bound
-    torch.testing.assert_close(v.loss, -v.bound.mean())
+    # the loss is minus the bound's sum over the minibatch (the authors' scale)
+    torch.testing.assert_close(v.loss, -v.bound.sum())
 
 
 def test_vae_and_iwae_differ_at_k5():
@@ -165,7 +168,7 @@ def test_iwae_gradient_is_normalised_weight_average(arch):
     for b in range(batch):
         for i in range(k):
             expected += w[i, b] * flat(grads(log_w[i, b], params))
-    expected = -expected / batch  # loss = -mean over the minibatch
+    expected = -expected  # loss = -sum over the minibatch
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
     # the uniform average (the VAE's gradient) is different
     vae = flat(grads(run(model, "vae", x, k, noise).loss, params))
@@ -227,12 +230,70 @@ def test_ciwae_endpoints_and_mixture():
     assert_same(grads(c.loss, params), mixed)
 
 
+def test_renyi_bound_runs_from_l_k_to_the_elbo_as_alpha_grows():
+    """L_a is the log of the power mean of order 1 - a of the weights: non-increasing in a, L_k at a = 0, L_VAE
+    at a = 1, strictly between them otherwise (unequal weights), and all equal when the weights are."""
+    g = torch.Generator().manual_seed(3)
+    log_w = 3 * torch.randn(20, 50, generator=g, dtype=F64) - 90
+    values = [renyi_bound(log_w, a) for a in (0.0, 0.1, 0.5, 0.9, 1.0)]
+    assert torch.equal(values[0], importance_weighted_bound(log_w))
+    assert torch.equal(values[-1], elbo(log_w))
+    for larger, smaller in zip(values, values[1:], strict=False):
+        assert torch.all(smaller <= larger + 1e-12)
+    for value in values[1:4]:
+        assert torch.all(elbo(log_w) < value) and torch.all(value < importance_weighted_bound(log_w))
+    # the log-space formula near a = 1: L_VAE + (1 - a) Var(log w) / 2 + ..., so within 1e-5 for Var = 9
+    torch.testing.assert_close(renyi_bound(log_w, 1 - 1e-6), elbo(log_w), rtol=0, atol=1e-5)
+    # the definition, 1/(1-a) log 1/k sum_i w_i^(1-a), with w exponentiated directly (log w near 0: no underflow)
+    w = torch.exp(log_w + 90)
+    torch.testing.assert_close(renyi_bound(log_w + 90, 0.5), 2 * torch.log(torch.sqrt(w).mean(0)))
+    same = torch.full((6, 3), -2.5, dtype=F64)
+    torch.testing.assert_close(renyi_bound(same, 0.5), elbo(same))
+
+
+@pytest.mark.parametrize("arch", [SMALL_1, SMALL_2], ids=["1-layer", "2-layer"])
+def test_vr_limits_are_iwae_at_alpha_0_and_the_vae_at_alpha_1(arch):
+    model = random_model(arch, seed=12, scale=0.5)
+    x = binary_x(3, arch.x_dim)
+    k = 5
+    noise = make_noise(model, k, 3, seed=9)
+    params = list(model.parameters())
+    iw, va = run(model, "iwae", x, k, noise), run(model, "vae", x, k, noise)
+    at_0, at_1 = run(model, "vr", x, k, noise, alpha=0.0), run(model, "vr", x, k, noise, alpha=1.0)
+    assert torch.equal(at_0.bound, iw.bound) and torch.equal(at_0.loss, iw.loss)
+    assert_same(grads(at_0.loss, params), grads(iw.loss, params), rtol=0, atol=0)
+    assert torch.equal(at_1.bound, va.bound)
+    assert_same(grads(at_1.loss, params), grads(va.loss, params), rtol=0, atol=0)
+    # the limit alpha -> 1 of the log-space formula itself: within O(1 - alpha) of the ELBO
+    near = run(model, "vr", x, k, noise, alpha=1 - 1e-6)
+    torch.testing.assert_close(near.bound, va.bound, rtol=0, atol=1e-5)
+    assert_same(grads(near.loss, params), grads(va.loss, params), rtol=1e-4, atol=1e-5)
+    assert (flat(grads(near.loss, params)) - flat(grads(iw.loss, params))).abs().max() > 1e-3
+
+
+def test_vr_gradient_is_the_tempered_weight_average():
+    """grad L_a = sum_i v_i grad log w_i with v = softmax((1 - a) log w), from k separate autograd calls."""
+    model = random_model(SMALL_1, seed=4, scale=0.5)
+    batch, k, alpha = 3, 4, 0.5
+    x = binary_x(batch, 10)
+    noise = make_noise(model, k, batch, seed=5)
+    params = list(model.parameters())
+    est = run(model, "vr", x, k, noise, alpha=alpha)
+    log_w = model.log_weights(x, k, noise)
+    v = torch.softmax((1 - alpha) * log_w.detach(), 0)
+    expected = torch.zeros_like(flat(params))
+    for b in range(batch):
+        for i in range(k):
+            expected -= v[i, b] * flat(grads(log_w[i, b], params))
+    torch.testing.assert_close(flat(grads(est.loss, params)), expected, rtol=1e-10, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # gradient estimators that treat the encoder differently
 
 
 def path_gradient(model: IWAEModel, x, k: int, noise, power: int) -> list[torch.Tensor]:
-    """Encoder gradient of -mean_b sum_i w~_i^power (d log w_i / d h_i)(d h_i / d phi), log q's parameters
+    """Encoder gradient of -sum_b sum_i w~_i^power (d log w_i / d h_i)(d h_i / d phi), log q's parameters
     held constant: power 1 is STL, power 2 is DReG. Written from the formula, without the estimators' code."""
     enc = encoder_params(model)
     hs, _ = model.sample_posterior(x, k, noise)
@@ -244,8 +305,7 @@ def path_gradient(model: IWAEModel, x, k: int, noise, power: int) -> list[torch.
     log_w = frozen.log_joint(x, leaves) - frozen.log_posterior(x, leaves)  # a function of h only
     partials = torch.autograd.grad(log_w.sum(), leaves)
     w = torch.softmax(log_w.detach(), 0).unsqueeze(-1) ** power
-    batch = x.shape[0]
-    out = torch.autograd.grad(hs, enc, grad_outputs=[-w * d / batch for d in partials], allow_unused=True)
+    out = torch.autograd.grad(hs, enc, grad_outputs=[-w * d for d in partials], allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(enc, out, strict=True)]
 
 
@@ -357,7 +417,7 @@ def test_rws_decoder_follows_iwae_encoder_is_wake_phi(arch):
     torch.testing.assert_close(rw.bound, iw.bound, rtol=0, atol=1e-12)
     dec_rw, enc_rw = split_grads(model, rw)
     assert_same(dec_rw, grads(iw.loss, decoder_params(model)))
-    # wake-phi: -mean_b sum_i w~_i grad_phi log q(h_i | x), samples held fixed
+    # wake-phi: -sum_b sum_i w~_i grad_phi log q(h_i | x), samples held fixed
     enc = encoder_params(model)
     hs, _ = model.sample_posterior(x, k, noise)
     hs = [h.detach() for h in hs]
@@ -366,7 +426,7 @@ def test_rws_decoder_follows_iwae_encoder_is_wake_phi(arch):
     expected = torch.zeros_like(flat(enc_rw))
     for b in range(batch):
         for i in range(k):
-            expected -= w[i, b] * flat(grads(log_q[i, b], enc)) / batch
+            expected -= w[i, b] * flat(grads(log_q[i, b], enc))
     torch.testing.assert_close(flat(enc_rw), expected, rtol=1e-10, atol=1e-12)
 
 
@@ -378,12 +438,12 @@ def test_get_objective_binds_parameters():
     model = random_model(SMALL_1, seed=0)
     x = binary_x(2, 10)
     noise = make_noise(model, 6, 2, seed=0)
-    cfg = OmegaConf.create({"name": "miwae", "groups": 3})
-    est = get_objective(cfg, 6)(model, x, 6, noise)
-    torch.testing.assert_close(est.bound, run(model, "miwae", x, 6, noise, groups=3).bound, rtol=0, atol=0)
-    est = get_objective(OmegaConf.create({"name": "ciwae", "beta": 0.25}), 6)(model, x, 6, noise)
-    torch.testing.assert_close(est.bound, run(model, "ciwae", x, 6, noise, beta=0.25).bound, rtol=0, atol=0)
-    for name in ("vae", "iwae", "stl", "dreg", "rws"):
+    for name, params in (("miwae", {"groups": 3}), ("ciwae", {"beta": 0.25}), ("vr", {"alpha": 0.3})):
+        est = get_objective(OmegaConf.create({"name": name, **params}), 6)(model, x, 6, noise)
+        torch.testing.assert_close(est.bound, run(model, name, x, 6, noise, **params).bound, rtol=0, atol=0)
+        other = run(model, name, x, 6, noise, **{p: 1 for p in params})  # another value: another bound
+        assert (est.bound - other.bound).abs().max() > 1e-6
+    for name in [name for name, declared in OBJECTIVES.items() if not declared.parameters]:
         est = get_objective(OmegaConf.create({"name": name}), 6)(model, x, 6, noise)
         torch.testing.assert_close(est.bound, run(model, name, x, 6, noise).bound, rtol=0, atol=0)
     est = get_objective(OmegaConf.create({"name": "piwae", "groups": 2}), 6)(model, x, 6, noise)
@@ -391,16 +451,27 @@ def test_get_objective_binds_parameters():
 
 
 @pytest.mark.parametrize(
+    "build", [get_objective, log_weight_bound], ids=["get_objective", "log_weight_bound"]
+)
+@pytest.mark.parametrize(
     "cfg, k, match",
     [
-        ({"name": "nope"}, 5, "unknown objective"),
+        ({"name": "nope"}, 5, "unknown objective model=nope; choose one of vae, iwae, "),
         ({"name": "miwae", "groups": 3}, 5, "divide k"),
         ({"name": "piwae", "groups": 4}, 50, "divide k"),
         ({"name": "miwae", "groups": 0}, 5, "divide k"),
+        ({"name": "miwae"}, 6, r"model.groups \(M=5\) must divide k=6"),  # the declared default
+        ({"name": "miwae", "groups": 2.5}, 5, "model.groups must be of type int, got 2.5"),
         ({"name": "ciwae", "beta": 1.5}, 5, "beta"),
         ({"name": "ciwae", "beta": -0.1}, 5, "beta"),
+        ({"name": "ciwae", "beta": "half"}, 5, "model.beta must be of type float, got 'half'"),
+        ({"name": "vr", "alpha": 1.5}, 5, r"model.alpha must lie in \[0, 1\] for vr"),
+        ({"name": "vr", "alpha": -0.5}, 5, r"model.alpha must lie in \[0, 1\] for vr"),
+        ({"name": "iwae", "alpha": 0.5}, 5, r"model=iwae has no parameter model.alpha \(it takes: none\)"),
+        ({"name": "vr", "alhpa": 0.5}, 5, r"model=vr has no parameter model.alhpa \(it takes: model.alpha\)"),
+        ({"name": "stl", "groups": 5}, 5, "model=stl has no parameter model.groups"),
     ],
 )
-def test_get_objective_rejects_bad_configs(cfg, k, match):
+def test_get_objective_rejects_bad_configs(build, cfg, k, match):
     with pytest.raises(ConfigError, match=match):
-        get_objective(OmegaConf.create(cfg), k)
+        build(OmegaConf.create(cfg), k)

@@ -12,10 +12,15 @@ import torch
 from omegaconf import OmegaConf
 
 from iwae_cli.errors import ConfigError
-from iwae_cli.optim import OriginalCodeAdam, build_optimizer, fast_step, set_learning_rate
+from iwae_cli.optim import OptimSpec, OriginalCodeAdam, build_optimizer, fast_step, set_learning_rate
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "iwae_cli" / "conf"
 F64 = torch.float64
+
+
+def optim_spec(name: str) -> OptimSpec:
+    """iwae_cli/conf/optim/<name>.yaml as build_optimizer takes it."""
+    return OptimSpec.from_config(OmegaConf.load(CONF / "optim" / f"{name}.yaml"))
 
 
 def make_params(seed: int = 0) -> list[torch.Tensor]:
@@ -76,7 +81,7 @@ def reference_kingma_adam(params, grads_per_step, lr: float, b1: float, b2: floa
 
 
 def test_paper_optimiser_is_torch_adam_with_the_papers_settings():
-    cfg = OmegaConf.load(CONF / "optim" / "paper.yaml")
+    cfg = optim_spec("paper")
     params = make_params()
     opt = build_optimizer(params, cfg, lr=1e-3)
     assert type(opt) is torch.optim.Adam
@@ -94,7 +99,7 @@ def test_paper_optimiser_is_torch_adam_with_the_papers_settings():
 
 
 def test_original_code_config_builds_the_authors_adam():
-    cfg = OmegaConf.load(CONF / "optim" / "original_code.yaml")
+    cfg = optim_spec("original_code")
     params = make_params()
     opt = build_optimizer(params, cfg, lr=1e-3)
     assert type(opt) is OriginalCodeAdam
@@ -117,7 +122,7 @@ def test_original_code_config_builds_the_authors_adam():
 def test_build_optimizer_rejects_bad_settings(override, match):
     cfg = OmegaConf.merge(OmegaConf.load(CONF / "optim" / "paper.yaml"), override)
     with pytest.raises(ConfigError, match=match):
-        build_optimizer(make_params(), cfg, lr=1e-3)
+        build_optimizer(make_params(), OptimSpec.from_config(cfg), lr=1e-3)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -187,7 +192,7 @@ def test_original_code_adam_param_groups_have_their_own_learning_rate():
 
 @pytest.mark.parametrize("variant", ["original_code", "paper"])
 def test_state_dict_round_trip_continues_identically(variant):
-    cfg = OmegaConf.load(CONF / "optim" / f"{variant}.yaml")
+    cfg = optim_spec(f"{variant}")
     params = make_params(8)
     grads = gradient_sequence(7, [p.shape for p in params], seed=9)
     opt = build_optimizer(params, cfg, lr=1e-2)
@@ -214,7 +219,7 @@ def test_state_dict_round_trip_continues_identically(variant):
 
 def test_state_dict_round_trip_restores_moments_not_fresh_ones():
     """A resumed optimiser that silently restarted (m = 0, v = 1, t = 1) would take different steps."""
-    cfg = OmegaConf.load(CONF / "optim" / "original_code.yaml")
+    cfg = optim_spec("original_code")
     params = make_params(8)
     grads = gradient_sequence(5, [p.shape for p in params], seed=9)
     opt = build_optimizer(params, cfg, lr=1e-2)
@@ -238,7 +243,7 @@ def test_state_dict_round_trip_restores_moments_not_fresh_ones():
 
 @pytest.mark.parametrize("variant", ["original_code", "paper"])
 def test_set_learning_rate_changes_every_group_and_the_step(variant):
-    cfg = OmegaConf.load(CONF / "optim" / f"{variant}.yaml")
+    cfg = optim_spec(f"{variant}")
     a, b = make_params(10)
     opt = build_optimizer([{"params": [a]}, {"params": [b]}], cfg, lr=1e-3)
     set_learning_rate(opt, 7.2e-4)
@@ -263,7 +268,7 @@ def test_set_learning_rate_changes_every_group_and_the_step(variant):
 def test_fast_step_is_torch_fused_adam_bit_for_bit_across_a_stage_change_and_a_reload():
     """The compiled training step moves the parameters with fast_step: it must equal optimizer.step() exactly,
     also after set_learning_rate and after load_state_dict (which replaces the parameter groups)."""
-    cfg = OmegaConf.load(CONF / "optim" / "paper.yaml")
+    cfg = optim_spec("paper")
     reference = [p.detach().float().requires_grad_() for p in make_params(3)]
     fast = [p.detach().clone().requires_grad_() for p in reference]
     grads = [[g.float() for g in step] for step in gradient_sequence(9, [p.shape for p in reference], seed=4)]
@@ -293,12 +298,12 @@ def test_fast_step_is_torch_fused_adam_bit_for_bit_across_a_stage_change_and_a_r
 
 def test_fast_step_is_the_optimisers_own_step_for_the_authors_adam():
     params = make_params(2)
-    opt = build_optimizer(params, OmegaConf.load(CONF / "optim" / "original_code.yaml"), 1e-3)
+    opt = build_optimizer(params, optim_spec("original_code"), 1e-3)
     assert fast_step(opt) == opt.step
 
 
 def test_fast_step_leaves_a_parameter_without_gradient_alone_as_torch_does():
-    cfg = OmegaConf.load(CONF / "optim" / "paper.yaml")
+    cfg = optim_spec("paper")
     reference = [p.detach().float().requires_grad_() for p in make_params(5)]
     fast = [p.detach().clone().requires_grad_() for p in reference]
     ref_opt, fast_opt = build_optimizer(reference, cfg, 1e-2), build_optimizer(fast, cfg, 1e-2)
@@ -310,3 +315,57 @@ def test_fast_step_leaves_a_parameter_without_gradient_alone_as_torch_does():
         ref_opt.step()
         step()
     assert all(torch.equal(p, q) for p, q in zip(reference, fast, strict=True))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The authors' update on the authors' gradient scale (the loss is minus the SUM of the bound over the minibatch)
+
+
+def authors_updates(model, batches, k: int, lr: float, b1: float, b2: float, eps: float) -> list[torch.Tensor]:
+    """An independent re-implementation of the authors' training step as docs/protocol.md states it: the
+    gradient of -sum_x L_k(x) over the minibatch; m from zeros and v from ONES; the parameters move with the
+    moments of the previous step; eps added to sqrt(v); alpha_t = lr sqrt(1 - b2^t) / (1 - b1^t), t from 1."""
+    from iwae_cli.objectives import importance_weighted_bound
+
+    params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    names = [n for n, _ in model.named_parameters()]
+    ms = [torch.zeros_like(p) for p in params]
+    vs = [torch.ones_like(p) for p in params]
+    for t, (x, noise) in enumerate(batches, start=1):
+        log_w = torch.func.functional_call(model, dict(zip(names, params, strict=True)), (x, k, noise))
+        grads = torch.autograd.grad(-importance_weighted_bound(log_w).sum(), params)
+        alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        with torch.no_grad():
+            params = [p - alpha * m / (torch.sqrt(v) + eps) for p, m, v in zip(params, ms, vs, strict=True)]
+        ms = [b1 * m + (1 - b1) * g for m, g in zip(ms, grads, strict=True)]
+        vs = [b2 * v + (1 - b2) * g * g for v, g in zip(vs, grads, strict=True)]
+        params = [p.requires_grad_() for p in params]
+    return [p.detach() for p in params]
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_three_original_code_steps_equal_the_authors_update_on_the_summed_gradient(reduction):
+    from iwae_cli.model import Architecture, IWAEModel, initialise
+    from iwae_cli.objectives import get_objective
+    from iwae_cli.step import draw_minibatch, train_step
+
+    arch = Architecture(latent_units=(3,), encoder_hidden=((6,),), decoder_hidden=((6,),), x_dim=10)
+    model = IWAEModel(arch).double()
+    initialise(model, torch.full((10,), 0.3, dtype=F64), seed=0)
+    cfg = optim_spec("original_code")
+    x = torch.rand(20, 10, generator=torch.Generator().manual_seed(2), dtype=F64)  # one fixed minibatch
+    k, lr = 4, 1e-2
+    # the draws the training step will make, replayed from a twin generator
+    twin = torch.Generator().manual_seed(7)
+    batches = [draw_minibatch(model, x, k, twin) for _ in range(3)]
+    expected = authors_updates(model, batches, k, lr, *cfg.betas, cfg.eps)
+
+    optimizer = build_optimizer(model.parameters(), cfg, lr)
+    objective, generator = get_objective(OmegaConf.create({"name": "iwae"}), k, reduction), torch.Generator().manual_seed(7)
+    for _ in range(3):
+        train_step(model, optimizer, objective, x, k, generator)
+    gap = max(float((p.detach() - e).abs().max()) for p, e in zip(model.parameters(), expected, strict=True))
+    if reduction == "sum":
+        assert gap < 1e-12
+    else:  # the mean's 20x smaller gradient meets v's initial ones: visibly different steps
+        assert gap > 1e-4

@@ -20,7 +20,7 @@ import torch
 TRAIN_ARGS = ("train", "schedule=smoke", "schedule.train_examples=4000", "schedule.passes=[1,1]",
               "schedule.learning_rates=[1e-3,5e-4]", "checkpoint_minutes=0.0035", "progress=false",
               "threads=1")
-RUN = "mnist/L1-iwae-k5/smoke-paper-seed0"
+RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"
 TIMEOUT = 240
 
 
@@ -143,9 +143,9 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def reference_run(iwae_script: Path, shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def reference_run(iwae_script: Path, mnist_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("reference")
-    reference = Reference(iwae_script, TRAIN_ARGS, environment(shared_data_dir, root / "out"), root)
+    reference = Reference(iwae_script, TRAIN_ARGS, environment(mnist_data_dir, root / "out"), root)
     reference.process.popen.keep = True  # shared by the module's tests: runs on across them
     yield reference
     if reference.process.popen.poll() is None:
@@ -241,11 +241,11 @@ def test_sigkill_twice_then_resume_is_exact(
 
 
 def test_killed_while_evaluating_then_rerun_gives_the_same_metrics(
-    iwae_script: Path, cli_env: dict[str, str], shared_data_dir: Path, output_root: Path, tmp_path: Path
+    iwae_script: Path, cli_env: dict[str, str], mnist_data_dir: Path, output_root: Path, tmp_path: Path
 ) -> None:
     args = ("train", "schedule=smoke", "progress=false", "threads=1", "evaluate=true", "eval.k=500",
             "eval.examples=200")
-    reference_env = environment(shared_data_dir, tmp_path / "ref")
+    reference_env = environment(mnist_data_dir, tmp_path / "ref")
     reference = Process(iwae_script, args, reference_env, tmp_path / "ref-logs")
     run_dir = output_root / "runs" / RUN
     process = Process(iwae_script, args, cli_env, tmp_path / "first")

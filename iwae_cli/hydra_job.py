@@ -1,0 +1,60 @@
+"""What every Hydra task shares: expected errors as one line, the job's output directory, its resume command."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from .errors import IwaeError
+
+T = TypeVar("T")
+
+
+class UserError(CompactHydraException):
+    """An expected error inside a sweep job: Hydra marks the job failed and lets the other jobs finish."""
+
+
+def user_facing(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """Expected errors (IwaeError) and Ctrl-C become one `error: ...` line and a non-zero exit, no traceback.
+
+    In a single run we print and exit here; in a multirun the job fails (UserError) so the sweep goes on.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> T:
+        try:
+            return task(cfg)
+        except (IwaeError, KeyboardInterrupt) as e:
+            message = f"error: {e}" if isinstance(e, IwaeError) else "error: interrupted"
+            code = e.exit_code if isinstance(e, IwaeError) else 130
+            if in_multirun():
+                raise UserError(message) from None
+            print(message, file=sys.stderr)
+            sys.exit(code)
+
+    return wrapper
+
+
+def resume_command(command: str) -> str:
+    """The command line that resumes this job: the same subcommand and overrides."""
+    overrides = HydraConfig.get().overrides.task
+    return " ".join(["iwae", command, *map(shlex.quote, overrides)])
+
+
+def output_dir() -> Path:
+    """The job's directory (hydra.run.dir, or its sweep subdirectory)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def in_multirun() -> bool:
+    """Whether this job is one of a sweep's (then an expected error fails the job, not the process)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

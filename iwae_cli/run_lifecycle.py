@@ -1,0 +1,77 @@
+"""A run directory's life around its training: one owner at a time, config.yaml, the metrics' "run" summary,
+status.json (running, interrupted, failed, done) and the training metrics at the end."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt
+from .atomic import atomic_write_text
+from .history import finite_or_none
+from .lock import hold_run_dir
+from .run_spec import RunSpec
+from .runs import CONFIG_NAME, record_metrics, write_status
+from .runtime import Interrupted
+from .train import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def check_resumable(run_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse (RunError) a run directory whose checkpoint belongs to another configuration, before anything in
+    it is touched."""
+    path = run_dir / ckpt.CHECKPOINT_NAME
+    if path.exists():
+        ckpt.check_fingerprint(path, ckpt.load_checkpoint(path)["config"], fingerprint)
+
+
+def run_training(
+    spec: RunSpec, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None = None
+) -> Trainer:
+    """Train (or resume, or skip if finished) the run in run_dir; records config, status and training metrics.
+
+    Holds the run directory's lock (iwae_cli.lock) throughout: a second process on the same directory is
+    refused (RunError naming the owner) before it writes anything of its own there."""
+    check_resumable(run_dir, spec.fingerprint)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_dir(run_dir):
+        return _train_locked(spec, run_dir, resume_hint, parent_checkpoint)
+
+
+def _train_locked(spec: RunSpec, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None) -> Trainer:
+    """run_training's work, once this process owns run_dir."""
+    # left by a process killed in the middle of an atomic write (only safe to remove once we own the directory)
+    for stale in run_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    atomic_write_text(run_dir / CONFIG_NAME, spec.config_yaml)
+    record_metrics(run_dir, {"run": spec.summary})
+    try:
+        trainer = Trainer(spec, run_dir, parent_checkpoint)
+        if trainer.finished:
+            log.info("%s has finished its schedule; not training again", run_dir)
+            write_status(run_dir, "done")  # (it may have been stopped after its last step)
+            return trainer
+        write_status(run_dir, "running")
+        trainer.fit(spec.settings.checkpoint_minutes, spec.settings.progress, resume_hint)
+    except Interrupted as e:
+        write_status(run_dir, "interrupted", str(e))
+        raise
+    except Exception as e:
+        write_status(run_dir, "failed", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise
+    last = trainer.position.history[-1] if trainer.position.history else {}
+    record_metrics(
+        run_dir,
+        {
+            "train": {
+                "passes_done": trainer.position.passes_done,
+                "seconds": round(trainer.position.train_seconds, 2),
+                "final_train_bound": last.get("train_bound"),
+                "final_valid_bound": finite_or_none(last.get("valid_bound")),
+            }
+        },
+    )
+    write_status(run_dir, "done")
+    return trainer
