@@ -8,16 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from background import TIMEOUT, Background, kill_leftovers
 
 from iwae_cli.errors import RunError
 from iwae_cli.lock import LOCK_NAME, OWNER_NAME, hold_run_dir, lock_owner
 from iwae_cli.runs import run_state_with_lock
 
-TIMEOUT = 240  # generous: the suite must pass on a loaded machine
 # 50 passes over 400 images, a checkpoint every ~0.3 s: runs until the test stops it
 LONG_ARGS = ("train", "schedule=smoke", "schedule.passes=[50]", "schedule.learning_rates=[1e-3]",
              "checkpoint_minutes=0.005", "compile=false", "progress=false", "threads=1")
@@ -38,54 +37,14 @@ HOLDER = (
 )
 
 
-class Process:
-    """A background process, stdout and stderr to files; killed after the test if still running."""
-
-    started: list[subprocess.Popen] = []
-
-    def __init__(self, command: list[str], env: dict[str, str], logs: Path):
-        logs.mkdir(parents=True, exist_ok=True)
-        self.stdout_path, self.stderr_path = logs / "stdout", logs / "stderr"
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.popen = subprocess.Popen(command, env=env, cwd=logs, stdout=out, stderr=err)
-        Process.started.append(self.popen)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def wait(self) -> int:
-        return self.popen.wait(timeout=TIMEOUT)
-
-    def wait_for(self, predicate, what: str) -> None:
-        """Poll until predicate() holds; fail if the process ends first."""
-        deadline = time.monotonic() + TIMEOUT
-        while not predicate():
-            assert self.popen.poll() is None, f"ended before {what}:\n{self.stdout}\n{self.stderr}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.02)
-
-
 @pytest.fixture(autouse=True)
 def _no_process_left_behind():
     yield
-    for popen in Process.started:
-        if popen.poll() is None:
-            popen.kill()  # (SIGKILL also ends a SIGSTOPped process)
-            popen.wait()
-    Process.started.clear()
+    kill_leftovers()
 
 
-def iwae(script: Path, args: tuple[str, ...], env: dict[str, str], logs: Path) -> Process:
-    return Process([str(script), *args], env, logs)
+def iwae(script: Path, args: tuple[str, ...], env: dict[str, str], logs: Path) -> Background:
+    return Background([str(script), *args], env, logs)
 
 
 def the_run_dir(output_root: Path) -> Path:
@@ -103,7 +62,7 @@ def owner_record(run_dir: Path) -> dict:
         return {}
 
 
-def owned_by(run_dir: Path, process: Process):
+def owned_by(run_dir: Path, process: Background):
     return lambda: owner_record(run_dir).get("pid") == process.pid
 
 
@@ -111,7 +70,7 @@ def snapshot(run_dir: Path) -> dict[str, tuple[int, bytes]]:
     return {name: ((run_dir / name).stat().st_mtime_ns, (run_dir / name).read_bytes()) for name in RUN_FILES}
 
 
-def training_under_way(output_root: Path, process: Process):
+def training_under_way(output_root: Path, process: Background):
     """Owned by process, with a checkpoint and a logged epoch of its own: every file a refused run could spoil."""
     def check() -> bool:
         run_dir = the_run_dir(output_root)
@@ -194,7 +153,7 @@ def test_lock_owner_names_a_live_holder_and_forgets_a_dead_one(tmp_path: Path) -
     assert not (run_dir / LOCK_NAME).exists()  # asking creates nothing
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    holder = Process([sys.executable, "-c", HOLDER, str(run_dir)], env, tmp_path / "holder")
+    holder = Background([sys.executable, "-c", HOLDER, str(run_dir)], env, tmp_path / "holder")
     holder.wait_for(lambda: "held" in holder.stdout, "the lock")
     owner = lock_owner(run_dir)
     assert owner is not None

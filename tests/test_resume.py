@@ -8,20 +8,19 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from background import Background, kill_leftovers
 
 # 2 x 200 steps, a checkpoint every ~0.2 s: long enough to be killed mid-way, a few seconds in all
 TRAIN_ARGS = ("train", "schedule=smoke", "schedule.train_examples=4000", "schedule.passes=[1,1]",
               "schedule.learning_rates=[1e-3,5e-4]", "checkpoint_minutes=0.0035", "progress=false",
               "threads=1")
 RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"
-TIMEOUT = 240
 
 
 def environment(data_dir: Path, output_root: Path) -> dict[str, str]:
@@ -39,55 +38,19 @@ WITH_DEFAULT_SIGINT = (
 )
 
 
-class Process:
-    """`iwae <args>` in the background, stdout and stderr to files."""
-
-    started: list[subprocess.Popen] = []  # killed after each test if still running (a failed test)
-
-    def __init__(self, script: Path, args: tuple[str, ...], env: dict[str, str], logs: Path):
-        logs.mkdir(parents=True, exist_ok=True)
-        self.stdout_path, self.stderr_path = logs / "stdout", logs / "stderr"
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            command = [sys.executable, "-c", WITH_DEFAULT_SIGINT, str(script), *args]
-            self.popen = subprocess.Popen(command, env=env, cwd=logs, stdout=out, stderr=err)
-        Process.started.append(self.popen)
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    def wait(self) -> int:
-        return self.popen.wait(timeout=TIMEOUT)
-
-    def wait_for(self, predicate, what: str) -> None:
-        """Poll until predicate() holds; fail if the process ends first."""
-        deadline = time.monotonic() + TIMEOUT
-        while not predicate():
-            assert self.popen.poll() is None, f"ended before {what}:\n{self.stdout}\n{self.stderr}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.01)
-
-    def succeed(self) -> None:
-        assert self.wait() == 0, f"{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
-        assert "Traceback" not in self.stderr
+def background_iwae(script: Path, args: tuple[str, ...], env: dict[str, str], logs: Path) -> Background:
+    """`iwae <args>` in the background, with Python's default SIGINT handler (see WITH_DEFAULT_SIGINT)."""
+    return Background([sys.executable, "-c", WITH_DEFAULT_SIGINT, str(script), *args], env, logs)
 
 
 @pytest.fixture(autouse=True)
 def _no_process_left_behind():
     yield
-    for popen in Process.started:
-        if popen.poll() is None and not getattr(popen, "keep", False):
-            popen.kill()
-            popen.wait()
-    Process.started[:] = [p for p in Process.started if p.poll() is None]
+    kill_leftovers()
 
 
-def run_iwae(script: Path, args, env: dict[str, str], logs: Path) -> Process:
-    process = Process(script, tuple(args), env, logs)
+def run_iwae(script: Path, args, env: dict[str, str], logs: Path) -> Background:
+    process = background_iwae(script, tuple(args), env, logs)
     process.succeed()
     return process
 
@@ -132,7 +95,7 @@ class Reference:
 
     def __init__(self, script: Path, args: tuple[str, ...], env: dict[str, str], root: Path):
         self.root = root
-        self.process = Process(script, args, env, root / "logs")
+        self.process = background_iwae(script, args, env, root / "logs")
         self._done = False
 
     def run_dir(self, name: str = RUN) -> Path:
@@ -178,7 +141,7 @@ def test_signal_stops_cleanly_and_resume_is_exact(
     sig: signal.Signals, trigger, delay: float,
 ) -> None:
     run_dir = output_root / "runs" / RUN
-    process = Process(iwae_script, TRAIN_ARGS, cli_env, tmp_path / "first")
+    process = background_iwae(iwae_script, TRAIN_ARGS, cli_env, tmp_path / "first")
     process.wait_for(trigger(run_dir), "training started")
     time.sleep(delay)
     assert process.popen.poll() is None, "the run finished before the signal: lengthen the schedule"
@@ -214,7 +177,7 @@ def test_sigkill_twice_then_resume_is_exact(
     """SIGKILL in stage 1; resume and SIGKILL again in stage 2; resume: the uninterrupted run, bit for bit."""
     run_dir = output_root / "runs" / RUN
     for attempt, (trigger, delay) in enumerate([(checkpoint_exists, 0.25), (first_epoch_logged, 0.15)]):
-        process = Process(iwae_script, TRAIN_ARGS, cli_env, tmp_path / f"attempt{attempt}")
+        process = background_iwae(iwae_script, TRAIN_ARGS, cli_env, tmp_path / f"attempt{attempt}")
 
         def this_process_trains(trigger=trigger, process=process) -> bool:
             status = run_dir / "status.json"
@@ -246,9 +209,9 @@ def test_killed_while_evaluating_then_rerun_gives_the_same_metrics(
     args = ("train", "schedule=smoke", "progress=false", "threads=1", "evaluate=true", "eval.k=500",
             "eval.examples=200")
     reference_env = environment(mnist_data_dir, tmp_path / "ref")
-    reference = Process(iwae_script, args, reference_env, tmp_path / "ref-logs")
+    reference = background_iwae(iwae_script, args, reference_env, tmp_path / "ref-logs")
     run_dir = output_root / "runs" / RUN
-    process = Process(iwae_script, args, cli_env, tmp_path / "first")
+    process = background_iwae(iwae_script, args, cli_env, tmp_path / "first")
     # samples.png is written after training, just before the evaluation starts
     process.wait_for(lambda: (run_dir / "samples.png").exists(), "the evaluation")
     time.sleep(0.2)
@@ -280,9 +243,9 @@ def test_interrupted_eval_nll_then_rerun(
     shutil.copytree(smoke_run, reference_dir)
     args = ("eval-nll", "k=500", "examples=300", "threads=1")
     reference_args = (*args, f"run={reference_dir}", "progress=false")
-    reference = Process(iwae_script, reference_args, cli_env, tmp_path / "ref")
+    reference = background_iwae(iwae_script, reference_args, cli_env, tmp_path / "ref")
 
-    process = Process(iwae_script, (*args, f"run={smoke_run}", "progress=true"), cli_env, tmp_path / "first")
+    process = background_iwae(iwae_script, (*args, f"run={smoke_run}", "progress=true"), cli_env, tmp_path / "first")
     process.wait_for(lambda: "L_500" in process.stderr, "the progress bar")  # tqdm: the estimate has started
     time.sleep(0.3)
     assert process.popen.poll() is None, "the evaluation finished before the signal"
