@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,29 @@ def mnist_data_dir() -> Path:
         )
 
 
+
+@contextmanager
+def local_server(handler: type) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 (a random port) answering with `handler`, in a thread; yields its base URL."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    class QuietServer(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address) -> None:
+            pass  # a client that hangs up early (a test that interrupts a download) is expected
+
+    server = QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
 class MnistMirror:
     """A local HTTP server that serves the real MNIST files under several behaviours.
 
@@ -58,8 +83,7 @@ class MnistMirror:
 @pytest.fixture(scope="session")
 def mnist_mirror(mnist_data_dir: Path):
     """A running :class:`MnistMirror` on 127.0.0.1 (random port), shut down at the end of the session."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     files = {name: (mnist_data_dir / "mnist" / name).read_bytes() for name in MNIST_FILES}
 
@@ -84,21 +108,9 @@ def mnist_mirror(mnist_data_dir: Path):
         def log_message(self, format: str, *args) -> None:  # keep the test output quiet
             pass
 
-    class QuietServer(ThreadingHTTPServer):
-        def handle_error(self, request, client_address) -> None:
-            pass  # a client that hangs up early (a test that interrupts a download) is expected
-
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    mirror = MnistMirror(f"http://127.0.0.1:{server.server_address[1]}", files)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler) as url:
+        mirror = MnistMirror(url, files)
         yield mirror
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,8 +238,7 @@ def binarized_mnist_data_dir(mnist_data_dir: Path) -> Path:
 def file_server():
     """A local HTTP server on 127.0.0.1 serving ``server.files`` (name -> bytes, filled by the test) at
     ``server.url + "/" + name``; other paths answer 404. Requested paths are recorded in ``server.requests``."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
     from types import SimpleNamespace
 
     served = SimpleNamespace(files={}, requests=[], url="")
@@ -247,14 +258,5 @@ def file_server():
         def log_message(self, format: str, *args) -> None:  # keep the test output quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    served.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler) as served.url:
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
