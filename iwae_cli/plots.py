@@ -33,7 +33,9 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: Path, title: st
     passes = [row["passes_done"] for row in history]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(passes, [row["train_bound"] for row in history], marker="o", label="train bound")
-    ax.plot(passes, [row["valid_bound"] for row in history], marker="s", label="validation bound")
+    valid = [row["valid_bound"] for row in history]
+    if any(math.isfinite(v) for v in valid):  # only where the protocol holds images out
+        ax.plot(passes, valid, marker="s", label="validation bound")
     ax.set_xlabel("passes over the training set")
     ax.set_ylabel("bound (nats)")
     if max(passes) > 30:
@@ -107,7 +109,7 @@ def _label(run_dir: Path) -> str:
 
 
 def plot_learning_curves(run_dirs: Sequence[Path], path: Path) -> Path | None:
-    """Validation bound per pass for every run, one panel per dataset and depth."""
+    """Validation (where held out) and training bound per pass for every run, one panel per dataset and depth."""
     import pandas as pd
 
     curves = []
@@ -121,10 +123,15 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path) -> Path | None:
     panels = sorted({c[0] for c in curves})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
-        for _, name, df in (c for c in curves if c[0] == panel):
-            (line,) = ax.plot(df.passes_done, df.valid_bound, marker="o", markersize=3, label=name)
-            ax.plot(df.passes_done, df.train_bound, linestyle=":", color=line.get_color())
-        ax.set_title(f"{panel}: validation (solid) and training (dotted) bound")
+        shown = [c for c in curves if c[0] == panel]
+        # a validation bound exists only where the protocol holds images out (protocol=code)
+        validated = any(df.valid_bound.notna().any() for _, _, df in shown)
+        for _, name, df in shown:
+            first = df.valid_bound if validated else df.train_bound
+            (line,) = ax.plot(df.passes_done, first, marker="o", markersize=3, label=name)
+            if validated:
+                ax.plot(df.passes_done, df.train_bound, linestyle=":", color=line.get_color())
+        ax.set_title(f"{panel}: validation (solid), training (dotted)" if validated else f"{panel}: training bound")
         ax.set_xlabel("passes")
         ax.set_ylabel("bound (nats)")
         ax.legend(fontsize=7)
