@@ -219,8 +219,9 @@ def cli_env(output_root: Path, mnist_data_dir: Path) -> dict[str, str]:
 def binarized_mnist_data_dir(mnist_data_dir: Path) -> Path:
     """The data folder (as ``mnist_data_dir``) once it holds verified binarized_mnist/ files, plain or gzipped.
 
-    As for MNIST, missing or corrupt files are downloaded there (from $IWAE_DATA_MIRROR when set) and a failed
-    download fails the tests instead of skipping them.
+    As for MNIST, missing or corrupt files are downloaded there (from $IWAE_DATA_MIRROR when set). A failed
+    download fails the tests in CI (which has the files), and elsewhere skips them with the reason: the 110 MB
+    Larochelle files are not what a newcomer's `make test` should depend on, MNIST is.
     """
     from iwae_cli.download import download_dataset, verify_dataset
     from iwae_cli.errors import DataError
@@ -230,7 +231,10 @@ def binarized_mnist_data_dir(mnist_data_dir: Path) -> Path:
     try:
         download_dataset("binarized_mnist", mnist_data_dir, progress=False)
     except DataError as e:
-        pytest.fail(f"binarized MNIST is not in {mnist_data_dir / 'binarized_mnist'} ({e})", pytrace=False)
+        reason = f"binarized MNIST is not in {mnist_data_dir / 'binarized_mnist'} ({e})"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(f"{reason}; CI runs these tests")
     return mnist_data_dir
 
 
