@@ -181,7 +181,7 @@ def describe_runs(output_root: Path) -> str:
         rows.append(
             {
                 "run": str(path.relative_to(root)),
-                "state": run_state(path),
+                "state": run_state_with_lock(path),  # the lock also sees owners on other hosts
                 "dataset": run.get("dataset"),
                 "layers": run.get("layers"),
                 "objective": run.get("objective"),
