@@ -18,6 +18,8 @@ from .atomic import atomic_write
 from .errors import RunError, first_line
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# a lockstep group's next checkpoint, written for every run before any replaces its checkpoint.pt (group_train.py)
+NEXT_CHECKPOINT_NAME = "checkpoint.next.pt"
 FORMAT = "iwae-checkpoint-v1"
 
 # The config keys that define what a run computes; anything else (device, progress, paths) may change on resume.
@@ -27,12 +29,12 @@ FINGERPRINT_KEYS = (
 )
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
-    """Write `state` to run_dir/checkpoint.pt atomically (the previous checkpoint survives any failure)."""
+def save_checkpoint(run_dir: Path, state: dict[str, Any], name: str = CHECKPOINT_NAME) -> Path:
+    """Write `state` to run_dir/<name> atomically (the previous checkpoint survives any failure)."""
     payload = {"format": FORMAT, **state}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    return atomic_write(run_dir / CHECKPOINT_NAME, lambda f: f.write(buffer.getvalue()))
+    return atomic_write(run_dir / name, lambda f: f.write(buffer.getvalue()))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

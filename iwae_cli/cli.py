@@ -18,6 +18,7 @@ import typer
 
 from .data_cli import data_app
 from .errors import ConfigError, IwaeError, first_line
+from .group_sweep import grouped_arguments
 
 app = typer.Typer(
     help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
@@ -129,6 +130,8 @@ def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -
     task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
     try:
         args = with_absolute_output_root(quote_numeric_choices(args))
+        if command == "train":
+            args = grouped_arguments(args)
     except IwaeError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import shlex
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,7 +16,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from .errors import IwaeError
+from .errors import IwaeError, RunError
 
 T = TypeVar("T")
 
@@ -58,3 +60,41 @@ def output_dir() -> Path:
 def in_multirun() -> bool:
     """Whether this job is one of a sweep's (then an expected error fails the job, not the process)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging
+
+
+# the run whose work is under way in a process that handles several (a lockstep group), for OwnRecords
+CURRENT_RUN: ContextVar[str | None] = ContextVar("current_run", default=None)
+
+
+class OwnRecords(logging.Filter):
+    """Passes one run's records (marked `run_dir` by Trainer, or logged while CURRENT_RUN names it) and the
+    records of no run in particular."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir = str(run_dir)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        owner = getattr(record, "run_dir", None) or CURRENT_RUN.get()
+        return owner is None or owner == self.run_dir
+
+
+def run_log_handler(path: Path, own_records_only: bool = False) -> logging.Handler:
+    """A handler added to the root logger that appends to `path` (its run directory created), in Hydra's
+    format; own_records_only: only the records of the run in path's directory. Remove it with
+    `logging.getLogger().removeHandler` and close it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+    except OSError as e:
+        raise RunError(
+            f"cannot create the run directory {path.parent} ({e.strerror or e}); move away what is there"
+        ) from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if own_records_only:
+        handler.addFilter(OwnRecords(path.parent))
+    logging.getLogger().addHandler(handler)
+    return handler

@@ -9,6 +9,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .atomic import atomic_write_text
+from .errors import first_line
 from .history import finite_or_none
 from .lock import hold_run_dir
 from .run_spec import RunSpec
@@ -40,13 +41,38 @@ def run_training(
         return _train_locked(spec, run_dir, resume_hint, parent_checkpoint)
 
 
-def _train_locked(spec: RunSpec, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None) -> Trainer:
-    """run_training's work, once this process owns run_dir."""
+def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
+    """Once this process owns run_dir: clear what a killed atomic write left, write config.yaml and the metrics'
+    "run" summary."""
     # left by a process killed in the middle of an atomic write (only safe to remove once we own the directory)
     for stale in run_dir.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
+    # a group's checkpoint that a kill interrupted; for a run resumed alone its own checkpoint.pt will do
+    (run_dir / ckpt.NEXT_CHECKPOINT_NAME).unlink(missing_ok=True)
     atomic_write_text(run_dir / CONFIG_NAME, spec.config_yaml)
     record_metrics(run_dir, {"run": spec.summary})
+
+
+def record_trained(trainer: Trainer) -> None:
+    """The training metrics of a run that finished its schedule, and its status: done."""
+    last = trainer.position.history[-1] if trainer.position.history else {}
+    record_metrics(
+        trainer.run_dir,
+        {
+            "train": {
+                "passes_done": trainer.position.passes_done,
+                "seconds": round(trainer.position.train_seconds, 2),
+                "final_train_bound": last.get("train_bound"),
+                "final_valid_bound": finite_or_none(last.get("valid_bound")),
+            }
+        },
+    )
+    write_status(trainer.run_dir, "done")
+
+
+def _train_locked(spec: RunSpec, run_dir: Path, resume_hint: str, parent_checkpoint: Path | None) -> Trainer:
+    """run_training's work, once this process owns run_dir."""
+    prepare_run_dir(spec, run_dir)
     try:
         trainer = Trainer(spec, run_dir, parent_checkpoint)
         if trainer.finished:
@@ -59,19 +85,7 @@ def _train_locked(spec: RunSpec, run_dir: Path, resume_hint: str, parent_checkpo
         write_status(run_dir, "interrupted", str(e))
         raise
     except Exception as e:
-        write_status(run_dir, "failed", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        write_status(run_dir, "failed", first_line(e))
         raise
-    last = trainer.position.history[-1] if trainer.position.history else {}
-    record_metrics(
-        run_dir,
-        {
-            "train": {
-                "passes_done": trainer.position.passes_done,
-                "seconds": round(trainer.position.train_seconds, 2),
-                "final_train_bound": last.get("train_bound"),
-                "final_valid_bound": finite_or_none(last.get("valid_bound")),
-            }
-        },
-    )
-    write_status(run_dir, "done")
+    record_trained(trainer)
     return trainer

@@ -22,6 +22,12 @@ from .objectives import Estimate, check_reduction
 from .optim import fast_step
 
 
+def compile_mode(device: torch.device) -> str | None:
+    """torch.compile's mode for a training step: on CUDA with CUDA graphs (a minibatch-20 step is bound by
+    kernel launches, which one graph replay removes), on CPU the default."""
+    return "reduce-overhead" if device.type == "cuda" else None
+
+
 def draw_minibatch(
     model: IWAEModel, intensities: torch.Tensor, k: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -96,9 +102,9 @@ class CompiledStep:
         self.optimizer_step = fast_step(optimizer)
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
-        self.compiled = torch.compile(self.gradient, dynamic=False)
-        # Compile now, on inputs of the real shapes, so a failure shows before any step has drawn randomness.
         device = self.params[0].device
+        self.compiled = torch.compile(self.gradient, dynamic=False, mode=compile_mode(device))
+        # Compile now, on inputs of the real shapes, so a failure shows before any step has drawn randomness.
         x = torch.zeros(batch_size, model.arch.x_dim, device=device)
         noise = [torch.zeros(shape, device=device) for shape in model.noise_shapes(k, batch_size)]
         self.compiled([p.detach() for p in self.params], x, noise)
@@ -124,10 +130,12 @@ class CompiledStep:
 
     def __call__(self, intensities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x, noise = draw_minibatch(self.model, intensities, self.k, generator)
+        if x.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed
         grads, finite, bound_sum = self.compiled([p.detach() for p in self.params], x, noise)
         if not finite:
             raise NumericalError("non-finite loss or gradient")
         for p, g in zip(self.params, grads, strict=True):
             p.grad = g
         self.optimizer_step()
-        return bound_sum
+        return bound_sum.clone()  # (a CUDA graph's output buffer is overwritten by the next replay)

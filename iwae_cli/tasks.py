@@ -32,7 +32,7 @@ from .evaluate import (
     plot_activity_histogram,
     recorded_matches,
 )
-from .hydra_job import in_multirun, output_dir, resume_command, user_facing
+from .hydra_job import in_multirun, output_dir, resume_command, run_log_handler, user_facing
 from .lock import hold_run_dir
 from .prune import prune_inactive
 from .run_lifecycle import run_training
@@ -147,18 +147,22 @@ def _log_nll(what: str, estimate: NLLEstimate) -> None:
 @user_facing
 def train_task(cfg: DictConfig) -> str:
     """Train one configuration in its run directory (resuming it); optionally evaluate it afterwards."""
+    if cfg.get("group_members"):  # a job of `iwae train -m ... group=true`: its cells in lockstep
+        from .group_task import train_group
+
+        return train_group(cfg)
     run_dir = output_dir()
     try:
         spec = RunSpec.from_config(cfg)
     except ConfigError as e:
         if in_multirun():  # a sweep's cell: keep why it did not run, for `iwae runs` and the tables
-            _record_refusal(run_dir, cfg, str(e))
+            record_refusal(run_dir, cfg, str(e))
         else:
             _remove_if_only_hydra_files(run_dir)
         raise
     with hold_run_dir(run_dir):  # one live process per run directory, evaluation included
         trainer = run_training(spec, run_dir, resume_command("train"))
-        _finish(run_dir, trainer, cfg)
+        finish_run(run_dir, trainer, cfg)
     return str(run_dir)
 
 
@@ -194,28 +198,20 @@ def switch_objective_task(cfg: DictConfig) -> str:
         child[key] = cfg[key]
     spec = RunSpec.from_config(child)
     run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
-    try:
-        run_dir.mkdir(exist_ok=True)
-        handler = logging.FileHandler(run_dir / "switch_objective.log")
-    except OSError as e:
-        raise RunError(
-            f"cannot create the run directory {run_dir} ({e.strerror or e}); move away what is there"
-        ) from None
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    logging.getLogger().addHandler(handler)
+    handler = run_log_handler(run_dir / "switch_objective.log")
     try:
         with hold_run_dir(run_dir):
             trainer = run_training(
                 spec, run_dir, resume_command("switch-objective"), parent_dir / "checkpoint.pt"
             )
-            _finish(run_dir, trainer, child)
+            finish_run(run_dir, trainer, child)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     return str(run_dir)
 
 
-def _record_refusal(run_dir: Path, cfg: DictConfig, message: str) -> None:
+def record_refusal(run_dir: Path, cfg: DictConfig, message: str) -> None:
     """A run directory that says its configuration was refused: config.yaml, the metrics' "run" summary and a
     failed status with the one-line reason. Left as it is when the directory already holds a run of its own."""
     if (run_dir / CONFIG_NAME).exists():
@@ -239,7 +235,7 @@ def _remove_if_only_hydra_files(run_dir: Path) -> None:
                 parent.rmdir()
 
 
-def _finish(run_dir: Path, trainer, cfg: DictConfig) -> None:
+def finish_run(run_dir: Path, trainer, cfg: DictConfig) -> None:
     from .plots import plot_learning_curve, plot_samples
 
     plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", f"{run_dir.name}")

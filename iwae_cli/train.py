@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .datasets import binarize, load_dataset, training_pixel_means
@@ -23,7 +21,8 @@ from .history import Position, write_history
 from .model import IWAEModel, build_model
 from .optim import build_optimizer, set_learning_rate
 from .run_spec import RunSpec
-from .runtime import Interrupted, configure_torch, progress_disabled, stop_on_signals
+from .runtime import configure_torch
+from .schedule_loop import ScheduleLoop
 from .step import CompiledStep, train_step
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,18 @@ def mean_bound(
     return float(total) / len(x_binary)
 
 
-class Trainer:
-    """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule."""
+class Trainer(ScheduleLoop):
+    """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule.
 
-    def __init__(self, spec: RunSpec, run_dir: Path, parent_checkpoint: Path | None = None):
+    compile_step=False leaves the step uncompiled whatever `compile` says (a lockstep group compiles its own)."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_dir: Path,
+        parent_checkpoint: Path | None = None,
+        compile_step: bool = True,
+    ):
         self.spec, self.run_dir = spec, run_dir
         settings, data = spec.settings, spec.data
         self.device = settings.device
@@ -73,11 +80,11 @@ class Trainer:
         self.model = build_model(init.arch, pixel_means, init.seed, init.same_seed_init).to(self.device)
         self.optimizer = build_optimizer(self.model.parameters(), spec.optim, self.rates[0])
         self.generator = torch.Generator(self.device).manual_seed(settings.seed)
-        self.position = Position()
+        self.positions = [Position()]
         self._restore(parent_checkpoint)
-        self.compiled_step = self._compiled_step(settings.compile)
+        self.compiled_step = self.compiled_step_for(settings.compile if compile_step else "false")
 
-    def _compiled_step(self, choice: str) -> CompiledStep | None:
+    def compiled_step_for(self, choice: str) -> CompiledStep | None:
         """The compiled step when `compile` asks for it (auto: for runs long enough to repay the compile time,
         falling back to the plain step where torch.compile does not work); None for the plain step."""
         bound = self.spec.objective.log_weight_bound()
@@ -100,20 +107,6 @@ class Trainer:
                 f"compile=true but torch.compile failed here: {reason}. Use compile=auto or false"
             ) from e
 
-    @property
-    def remaining_steps(self) -> int:
-        pos = self.position
-        done = (sum(self.passes[: pos.stage]) + pos.epoch_in_stage) * self.steps_per_epoch + pos.step_in_epoch
-        return sum(self.passes) * self.steps_per_epoch - done
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.train_x) // self.batch_size
-
-    @property
-    def finished(self) -> bool:
-        return self.position.stage >= len(self.passes)
-
     def _restore(self, parent_checkpoint: Path | None) -> None:
         path = self.run_dir / ckpt.CHECKPOINT_NAME
         if path.exists():
@@ -123,12 +116,13 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             # generator states are CPU byte tensors, even a CUDA generator's
             self.generator.set_state(state["generator"].cpu())
-            self.position = Position(**state["position"])
+            self.positions = [Position(**state["position"])]
             log.info(
                 "resuming %s at stage %d, pass %d",
                 self.run_dir,
                 self.position.stage,
                 self.position.passes_done,
+                extra=self.log_extra,
             )
         elif parent_checkpoint is not None:
             state = ckpt.load_checkpoint(parent_checkpoint, self.device)
@@ -138,8 +132,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])  # Table 2 keeps the optimiser state
             log.info("starting from %s (model and optimiser state)", parent_checkpoint)
 
-    def save(self) -> None:
-        """Checkpoint the current state; refuses (NumericalError) if any parameter is not finite."""
+    def save(self, name: str = ckpt.CHECKPOINT_NAME) -> None:
+        """Checkpoint the current state (to run_dir/<name>); refuses (NumericalError) if any parameter is not
+        finite."""
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise NumericalError("non-finite parameters; the last good checkpoint is kept")
         ckpt.save_checkpoint(
@@ -151,85 +146,30 @@ class Trainer:
                 "generator": self.generator.get_state(),
                 "position": asdict(self.position),
             },
+            name,
         )
 
-    def fit(self, checkpoint_minutes: float, progress: bool | None, resume_hint: str) -> Position:
-        """Train to the end of the schedule, checkpointing at each stage end, every `checkpoint_minutes` and on
-        SIGINT/SIGTERM (then raising Interrupted). Returns the final position."""
-        pos = self.position
-        total_steps = sum(self.passes) * self.steps_per_epoch
-        bar = tqdm(
-            total=total_steps,
-            initial=total_steps - self.remaining_steps,
-            disable=progress_disabled(progress),
-            unit="step",
-        )
-        last_save = time.monotonic()
-        with stop_on_signals() as stop, bar:
-            while not self.finished:
-                set_learning_rate(self.optimizer, self.rates[pos.stage])
-                while pos.epoch_in_stage < self.passes[pos.stage]:
-                    bar.set_description(
-                        f"stage {pos.stage + 1}/{len(self.passes)} epoch {pos.epoch_in_stage + 1}/{self.passes[pos.stage]}"
-                    )
-                    last_save = self._run_epoch(bar, stop, checkpoint_minutes, last_save, resume_hint)
-                    self._end_epoch()
-                pos.stage, pos.epoch_in_stage = pos.stage + 1, 0
-                self.save()
-                last_save = time.monotonic()
-            if stop:  # arrived after the last step (during the final validation or save): still stop here
-                raise Interrupted(
-                    f"stopped by {stop.signal_name} after training finished; checkpoint saved in "
-                    f"{self.run_dir}. Resume with: {resume_hint}"
-                )
-        return pos
+    @property
+    def where(self) -> str:
+        return str(self.run_dir)
 
-    def _run_epoch(self, bar, stop, checkpoint_minutes: float, last_save: float, resume_hint: str) -> float:
-        pos, b = self.position, self.batch_size
-        started, running, examples_at_start = (
-            time.monotonic(),
-            torch.zeros((), dtype=torch.float64),
-            pos.epoch_examples,
-        )
-        for step in range(pos.step_in_epoch, self.steps_per_epoch):
-            batch = self.train_x[step * b : (step + 1) * b]
-            try:
-                if self.compiled_step is not None:
-                    running += self.compiled_step(batch, self.generator)
-                else:
-                    running += train_step(
-                        self.model, self.optimizer, self.objective, batch, self.k, self.generator
-                    )
-            except NumericalError:
-                raise NumericalError(
-                    f"non-finite loss or gradient at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, step "
-                    f"{step + 1}; the last good checkpoint in {self.run_dir} (if any) is kept. Lower the learning rate "
-                    "(schedule.learning_rates=[...]) or change the seed"
-                ) from None
-            pos.step_in_epoch, pos.epoch_examples = step + 1, pos.epoch_examples + b
-            bar.update(1)
-            now = time.monotonic()
-            if bar.n % 50 == 0 and not bar.disable:
-                rate = (pos.epoch_examples - examples_at_start) / max(now - started, 1e-9)
-                mean = (pos.epoch_bound_sum + float(running)) / pos.epoch_examples
-                bar.set_postfix(bound=f"{mean:.2f}", samples_s=f"{rate:.0f}", refresh=False)
-            if stop or now - last_save >= 60 * checkpoint_minutes:
-                pos.epoch_bound_sum += float(running)
-                running.zero_()
-                pos.train_seconds += now - started
-                started = now
-                self.save()
-                last_save = now
-                if stop:
-                    raise Interrupted(
-                        f"stopped by {stop.signal_name} at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, "
-                        f"step {step + 1}; checkpoint saved in {self.run_dir}. Resume with: {resume_hint}"
-                    )
-        pos.epoch_bound_sum += float(running)
-        pos.train_seconds += time.monotonic() - started
-        return last_save
+    @property
+    def log_extra(self) -> dict[str, str]:
+        """Marks this run's log records, so a lockstep group writes them to this run's train.log alone."""
+        return {"run_dir": str(self.run_dir)}
 
-    def _end_epoch(self) -> None:
+    def step(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.compiled_step is not None:
+            bound_sum = self.compiled_step(batch, self.generator)
+        else:
+            bound_sum = train_step(self.model, self.optimizer, self.objective, batch, self.k, self.generator)
+        return bound_sum.reshape(1)
+
+    def set_learning_rate(self, lr: float) -> None:
+        set_learning_rate(self.optimizer, lr)
+
+    def end_epoch(self) -> None:
+        """Validate on the fixed binarised validation set, log the epoch, record it in train_log.csv."""
         pos = self.position
         seed = self.spec.settings.validation_seed
         valid = (
@@ -263,6 +203,7 @@ class Trainer:
             if self.valid_x is None
             else f"valid bound {valid:.3f}",
             self.k,
+            extra=self.log_extra,
         )
         write_history(self.run_dir, pos.history)
         pos.epoch_in_stage += 1

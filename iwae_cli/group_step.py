@@ -1,0 +1,158 @@
+"""One training step for a group of runs of one shape (same data, architecture, k, schedule and optimiser;
+different objectives or seeds), taken together: the runs' parameters stacked along a leading group dimension,
+one batched product per layer for all of them (torch.func.vmap), one fused optimiser update.
+
+Each run still draws its step's randomness from its own generator in the order `step.draw_minibatch` uses, and
+the runs do not interact (the loss is the sum of the runs' losses, so each run's slice of the gradient is its
+own loss's gradient), so a run trained in a group follows the same path as alone, to float rounding. Adam is
+elementwise, so one update of the stacked tensors is the runs' updates side by side.
+
+On CUDA the gradient is compiled with CUDA graphs (mode="reduce-overhead"): a step at minibatch 20 is bound
+by kernel launches, which one graph replay removes; the fused Adam update follows it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.func import functional_call, grad, vmap
+
+from .errors import ConfigError, first_line
+from .objectives import check_reduction
+from .optim import build_optimizer, fast_step
+from .step import compile_mode, draw_minibatch
+from .train import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def stack_state(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The optimiser states of one parameter in several runs as one state of the stacked parameter: tensors of
+    the parameter's shape stacked, scalars (the step count, equal in runs that stand at the same step) shared."""
+    return {
+        key: torch.stack([s[key] for s in states]) if value.dim() else value.clone()
+        for key, value in states[0].items()
+    }
+
+
+class GroupStep:
+    """`train_step` for the group's runs at once; `write_back` puts the stacked state into the runs' own models
+    and optimisers (before they are saved or validated). compiled: torch.compile the gradient (raises whatever
+    torch.compile raises where it cannot work here)."""
+
+    def __init__(self, runs: Sequence[Trainer], compiled: bool):
+        first = runs[0]
+        self.runs, self.k = list(runs), first.k
+        self.names = [name for name, _ in first.model.named_parameters()]
+        self.bounds: list[Callable] = []
+        for run in runs:
+            bound = run.spec.objective.log_weight_bound()
+            if bound is None:
+                raise ConfigError(f"model={run.spec.objective.name} is not a bound of log w: it trains alone")
+            self.bounds.append(bound)
+        # the loss is minus each run's bound summed over the minibatch (the authors' scale), or its mean
+        self.divisors = [
+            1 if check_reduction(run.spec.objective.reduction) == "sum" else first.batch_size for run in runs
+        ]
+        self.stacked = [
+            torch.stack([run.model.get_parameter(n).detach() for run in runs]).contiguous()
+            for n in self.names
+        ]
+        self.optimizer = build_optimizer(self.stacked, first.spec.optim, first.rates[0])
+        self._load_optimizer_states()
+        self.optimizer_step = fast_step(self.optimizer)
+        # the module's structure without its storage: functional_call supplies every parameter
+        self.skeleton = copy.deepcopy(first.model).to("meta")
+        self.gradient = self._gradient
+        if compiled:
+            self.gradient = torch.compile(self._gradient, dynamic=False, mode=compile_mode(first.device))
+            # compile now, on inputs of the real shapes, so a failure shows before any step drew randomness
+            shapes = first.model.noise_shapes(self.k, first.batch_size)
+            x = torch.zeros(len(runs), first.batch_size, first.model.arch.x_dim, device=first.device)
+            noise = [torch.zeros(len(runs), *s, device=first.device) for s in shapes]
+            self.gradient(self.stacked, x, noise)
+
+    def _load_optimizer_states(self) -> None:
+        """The runs' optimiser states (resumed or carried from a parent), stacked; none before their first step."""
+        states = [[run.optimizer.state.get(p, {}) for p in run.model.parameters()] for run in self.runs]
+        for i, p in enumerate(self.stacked):
+            per_run = [s[i] for s in states]
+            if all(per_run):
+                self.optimizer.state[p] = stack_state(per_run)
+
+    def _gradient(
+        self, params: list[torch.Tensor], x: torch.Tensor, noise: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(stacked parameters, binary x [G, B, D], noise [G, k, B, u] per layer) -> (the stacked gradient,
+        whether each run's loss and gradient are finite [G], each run's bound summed over the minibatch [G])."""
+
+        def log_weights(run_params, run_x, run_noise):
+            return functional_call(self.skeleton, run_params, (run_x, self.k, run_noise))
+
+        def loss(params):
+            log_w = vmap(log_weights)(dict(zip(self.names, params, strict=True)), x, noise)  # [G, k, B]
+            sums = torch.stack([bound(log_w[g]).sum() for g, bound in enumerate(self.bounds)])
+            divisors = torch.tensor(self.divisors, dtype=sums.dtype, device=sums.device)
+            return -(sums / divisors).sum(), sums.detach()
+
+        grads, sums = grad(loss, has_aux=True)(params)
+        finite = torch.isfinite(sums)
+        for g in grads:
+            finite = finite & torch.isfinite(g).flatten(1).all(1)
+        return grads, finite, sums
+
+    def __call__(self, intensities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of every run on the minibatch; (each run's bound sum [G], which runs were finite [G]).
+        Where any run is not finite nothing moves."""
+        draws = [draw_minibatch(run.model, intensities, self.k, run.generator) for run in self.runs]
+        x = torch.stack([d[0] for d in draws])
+        noise = [torch.stack([d[1][layer] for d in draws]) for layer in range(len(draws[0][1]))]
+        if x.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed
+        grads, finite, sums = self.gradient(self.stacked, x, noise)
+        if bool(finite.all()):
+            for p, g in zip(self.stacked, grads, strict=True):
+                p.grad = (
+                    g.contiguous()
+                )  # vmap's weight gradients come transposed; fused Adam needs p's layout
+            self.optimizer_step()
+        return sums.clone(), finite.clone()
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy each run's slice of the stacked parameters and optimiser state into its own model and optimiser."""
+        for g, run in enumerate(self.runs):
+            for p, stacked in zip(run.model.parameters(), self.stacked, strict=True):
+                p.copy_(stacked[g])
+                state = self.optimizer.state.get(stacked)
+                if state:
+                    run.optimizer.state[p] = {
+                        key: value[g].clone() if value.dim() else value.clone()
+                        for key, value in state.items()
+                    }
+
+
+def build_group_step(runs: Sequence[Trainer], choice: str) -> GroupStep:
+    """The group's step, compiled as `compile` says (auto: where it works, else the plain vmapped step)."""
+    if choice == "false":
+        return GroupStep(runs, compiled=False)
+    log.info("compiling the group's training step (seconds; compile=false skips this)")
+    try:
+        return GroupStep(runs, compiled=True)
+    except ConfigError:
+        raise
+    except Exception as e:  # torch.compile needs a C++ compiler (CPU) or Triton (CUDA)
+        if choice != "auto":
+            raise ConfigError(
+                f"compile=true but torch.compile failed here: {first_line(e)}. Use compile=auto or false"
+            ) from e
+        log.warning("torch.compile failed (%s); the group trains with the plain step", first_line(e))
+        return GroupStep(runs, compiled=False)
