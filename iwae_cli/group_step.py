@@ -16,14 +16,16 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.func import functional_call, grad, vmap
 
 from .errors import ConfigError, first_line
+from .model import IWAEModel
 from .objectives import check_reduction
-from .optim import build_optimizer, fast_step
+from .optim import OptimSpec, build_optimizer, fast_step
 from .step import compile_mode, draw_minibatch
 from .train import Trainer
 
@@ -39,46 +41,60 @@ def stack_state(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class GroupStep:
-    """`train_step` for the group's runs at once; `write_back` puts the stacked state into the runs' own models
-    and optimisers (before they are saved or validated). compiled: torch.compile the gradient (raises whatever
-    torch.compile raises where it cannot work here)."""
+@dataclass(frozen=True)
+class Member:
+    """One run of a group as its step needs it: its model, optimiser and generator (the group's state is written
+    back into them), and its loss: minus bound(log w) summed over the minibatch, divided by divisor."""
 
-    def __init__(self, runs: Sequence[Trainer], compiled: bool):
-        first = runs[0]
-        self.runs, self.k = list(runs), first.k
-        self.names = [name for name, _ in first.model.named_parameters()]
-        self.bounds: list[Callable] = []
-        for run in runs:
-            bound = run.spec.objective.log_weight_bound()
-            if bound is None:
-                raise ConfigError(f"model={run.spec.objective.name} is not a bound of log w: it trains alone")
-            self.bounds.append(bound)
-        # the loss is minus each run's bound summed over the minibatch (the authors' scale), or its mean
-        self.divisors = [
-            1 if check_reduction(run.spec.objective.reduction) == "sum" else first.batch_size for run in runs
-        ]
+    model: IWAEModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    bound: Callable[[torch.Tensor], torch.Tensor]
+    divisor: int
+
+
+def member_of(run: Trainer) -> Member:
+    """A Trainer's run as a Member (ConfigError for an objective that is not a bound of log w)."""
+    bound = run.spec.objective.log_weight_bound()
+    if bound is None:
+        raise ConfigError(f"model={run.spec.objective.name} is not a bound of log w: it trains alone")
+    # the loss is minus the bound summed over the minibatch (the authors' scale), or its mean
+    divisor = 1 if check_reduction(run.spec.objective.reduction) == "sum" else run.batch_size
+    return Member(run.model, run.optimizer, run.generator, bound, divisor)
+
+
+class GroupStep:
+    """`train_step` for the members at once, with k samples on minibatches of batch_size; `write_back` puts
+    the stacked state into the members' own models and optimisers (before they are saved or validated).
+    optim and lr: the members' optimiser. compiled: torch.compile the gradient (raises whatever torch.compile
+    raises where it cannot work here)."""
+
+    def __init__(
+        self, members: Sequence[Member], optim: OptimSpec, lr: float, k: int, batch_size: int, compiled: bool
+    ):
+        first = members[0].model
+        self.members, self.k = list(members), k
+        self.names = [name for name, _ in first.named_parameters()]
         self.stacked = [
-            torch.stack([run.model.get_parameter(n).detach() for run in runs]).contiguous()
-            for n in self.names
+            torch.stack([m.model.get_parameter(n).detach() for m in members]).contiguous() for n in self.names
         ]
-        self.optimizer = build_optimizer(self.stacked, first.spec.optim, first.rates[0])
+        self.optimizer = build_optimizer(self.stacked, optim, lr)
         self._load_optimizer_states()
         self.optimizer_step = fast_step(self.optimizer)
         # the module's structure without its storage: functional_call supplies every parameter
-        self.skeleton = copy.deepcopy(first.model).to("meta")
+        self.skeleton = copy.deepcopy(first).to("meta")
         self.gradient = self._gradient
         if compiled:
-            self.gradient = torch.compile(self._gradient, dynamic=False, mode=compile_mode(first.device))
+            device = self.stacked[0].device
+            self.gradient = torch.compile(self._gradient, dynamic=False, mode=compile_mode(device))
             # compile now, on inputs of the real shapes, so a failure shows before any step drew randomness
-            shapes = first.model.noise_shapes(self.k, first.batch_size)
-            x = torch.zeros(len(runs), first.batch_size, first.model.arch.x_dim, device=first.device)
-            noise = [torch.zeros(len(runs), *s, device=first.device) for s in shapes]
+            x = torch.zeros(len(members), batch_size, first.arch.x_dim, device=device)
+            noise = [torch.zeros(len(members), *s, device=device) for s in first.noise_shapes(k, batch_size)]
             self.gradient(self.stacked, x, noise)
 
     def _load_optimizer_states(self) -> None:
         """The runs' optimiser states (resumed or carried from a parent), stacked; none before their first step."""
-        states = [[run.optimizer.state.get(p, {}) for p in run.model.parameters()] for run in self.runs]
+        states = [[m.optimizer.state.get(p, {}) for p in m.model.parameters()] for m in self.members]
         for i, p in enumerate(self.stacked):
             per_run = [s[i] for s in states]
             if all(per_run):
@@ -95,8 +111,8 @@ class GroupStep:
 
         def loss(params):
             log_w = vmap(log_weights)(dict(zip(self.names, params, strict=True)), x, noise)  # [G, k, B]
-            sums = torch.stack([bound(log_w[g]).sum() for g, bound in enumerate(self.bounds)])
-            divisors = torch.tensor(self.divisors, dtype=sums.dtype, device=sums.device)
+            sums = torch.stack([m.bound(log_w[g]).sum() for g, m in enumerate(self.members)])
+            divisors = torch.tensor([m.divisor for m in self.members], dtype=sums.dtype, device=sums.device)
             return -(sums / divisors).sum(), sums.detach()
 
         grads, sums = grad(loss, has_aux=True)(params)
@@ -108,7 +124,7 @@ class GroupStep:
     def __call__(self, intensities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of every run on the minibatch; (each run's bound sum [G], which runs were finite [G]).
         Where any run is not finite nothing moves."""
-        draws = [draw_minibatch(run.model, intensities, self.k, run.generator) for run in self.runs]
+        draws = [draw_minibatch(m.model, intensities, self.k, m.generator) for m in self.members]
         x = torch.stack([d[0] for d in draws])
         noise = [torch.stack([d[1][layer] for d in draws]) for layer in range(len(draws[0][1]))]
         if x.device.type == "cuda":
@@ -129,30 +145,31 @@ class GroupStep:
     @torch.no_grad()
     def write_back(self) -> None:
         """Copy each run's slice of the stacked parameters and optimiser state into its own model and optimiser."""
-        for g, run in enumerate(self.runs):
-            for p, stacked in zip(run.model.parameters(), self.stacked, strict=True):
+        for g, member in enumerate(self.members):
+            for p, stacked in zip(member.model.parameters(), self.stacked, strict=True):
                 p.copy_(stacked[g])
                 state = self.optimizer.state.get(stacked)
                 if state:
-                    run.optimizer.state[p] = {
+                    member.optimizer.state[p] = {
                         key: value[g].clone() if value.dim() else value.clone()
                         for key, value in state.items()
                     }
 
 
 def build_group_step(runs: Sequence[Trainer], choice: str) -> GroupStep:
-    """The group's step, compiled as `compile` says (auto: where it works, else the plain vmapped step)."""
+    """The runs' group step, compiled as `compile` says (auto: where it works, else the plain vmapped step)."""
+    first = runs[0]
+    members = [member_of(run) for run in runs]
+    setup = (members, first.spec.optim, first.rates[0], first.k, first.batch_size)
     if choice == "false":
-        return GroupStep(runs, compiled=False)
+        return GroupStep(*setup, compiled=False)
     log.info("compiling the group's training step (seconds; compile=false skips this)")
     try:
-        return GroupStep(runs, compiled=True)
-    except ConfigError:
-        raise
+        return GroupStep(*setup, compiled=True)
     except Exception as e:  # torch.compile needs a C++ compiler (CPU) or Triton (CUDA)
         if choice != "auto":
             raise ConfigError(
                 f"compile=true but torch.compile failed here: {first_line(e)}. Use compile=auto or false"
             ) from e
         log.warning("torch.compile failed (%s); the group trains with the plain step", first_line(e))
-        return GroupStep(runs, compiled=False)
+        return GroupStep(*setup, compiled=False)

@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
-from iwae_cli import bench
+from iwae_cli import bench, projection
 from iwae_cli.data_cli import data_app
 from iwae_cli.data_registry import DATASET_NAMES, DATASETS, get_dataset
 from iwae_cli.datasets import ensure_files, load_dataset, missing_files
@@ -82,7 +82,7 @@ def test_the_models_input_size_is_the_datasets() -> None:
 
 def test_bench_projects_from_the_declared_training_sets() -> None:
     # the code's holdout: MNIST 60,000 - 400, OMNIGLOT 24,345 - 1,345
-    assert bench.TABLE1_TRAIN == (59_600, 23_000)
+    assert projection.TABLE1_TRAIN == (59_600, 23_000)
     assert bench.X_DIM == 784
     assert (get_dataset("mnist").train_examples(holdout=False), get_dataset("binarized_mnist").train_examples()) == (
         60_000, 50_000)

@@ -108,6 +108,22 @@ def test_rerunning_table1_trains_nothing_again(table1, env):
     assert len(pd.read_csv(table1[1] / "table1.csv")) == 12
 
 
+def test_table1_with_lockstep_groups_gives_the_solo_numbers(table1, env, tmp_path):
+    """group=true: the VAE and IWAE cells of one shape train as one job (group=auto, the module's run, does
+    not group on CPU), with the same NLLs to float rounding."""
+    grouped = {**env, "IWAE_OUTPUT_ROOT": str(tmp_path / "outputs")}
+    args = ["table1", "profile=smoke", "datasets=[mnist]", "depths=[1]", "ks=[5]", "group=true"]
+    result = iwae(args, grouped)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / "outputs" / "groups").glob("mnist/L1-k5/*/train.log"))) == 1
+    assert not (Path(env["IWAE_OUTPUT_ROOT"]) / "groups").exists()
+    ours, solo = (pd.read_csv(root / "table1.csv") for root in (tmp_path / "outputs" / "tables", table1[1]))
+    key = ["dataset", "layers", "objective", "k"]
+    merged = ours.merge(solo, on=key, suffixes=("_group", "_solo"))
+    assert len(merged) == 2 and (merged.status_group == "done").all()
+    assert (merged.nll_group - merged.nll_solo).abs().max() < 0.01, merged[[*key, "nll_group", "nll_solo"]]
+
+
 def test_table2_switches_objectives_from_the_table1_runs(table1, env):
     result = iwae(["table2", "profile=smoke"], env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -159,7 +175,7 @@ def test_grad_snr_writes_csv_and_plot(table1, env):
 
 
 def test_bench_prints_and_writes_fractions(env):
-    args = ["bench", "depths=[1]", "ks=[1]", "eval_k=100", "eval_examples=4", "min_seconds=0.05"]
+    args = ["bench", "depths=[1]", "ks=[1]", "eval_k=100", "eval_examples=4", "min_seconds=0.05", "group_sizes=[2]"]
     result = iwae(args, env)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((Path(env["IWAE_OUTPUT_ROOT"]) / "bench" / "bench.json").read_text())
@@ -167,10 +183,13 @@ def test_bench_prints_and_writes_fractions(env):
     # torch.compile's CPU backend needs a C++ compiler; without one bench times the plain step only
     compiler = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
     compiled = ["train compiled"] if compiler else []
-    assert [r["what"] for r in results] == ["train", *compiled, "eval k=100"]
+    assert [r["what"] for r in results] == ["train", *compiled, "train group x2", "eval k=100"]
     # structure and finiteness only: speeds are the benchmark's business, never a test's
     assert all(math.isfinite(r[key]) and r[key] > 0 for r in results for key in ("fraction", "gflops", "step_ms"))
     assert "fraction" in result.stdout
+    # one depth and one k are not enough to project the tables: said, not guessed
+    assert set(report["devices"]["cpu"]["paper_schedule_projection"].values()) == {None}
+    assert "not timed" in result.stdout
 
 
 def test_verdicts_respect_noise():

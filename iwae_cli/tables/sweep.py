@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from ..datasets import ensure_files
 from ..errors import DataError
+from ..group_sweep import groups_on, is_member_key
 from ..runtime import cpu_count
 from .results import CellKey, RunFilter, collect_runs
 
@@ -62,6 +63,7 @@ def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
         f"eval.examples={'null' if examples is None else examples}",
         f"eval.prune_inactive={str(bool(cfg.get('prune_inactive', False))).lower()}",
         "progress=false",
+        f"device={cfg.device}",
         f"threads={threads}",
         f"output_root={cfg.output_root}",
         "download=never",  # the table command fetched what it needs before launching
@@ -99,13 +101,27 @@ def training_grids(datasets: list, depths: list, ks: list, objectives: list, see
     return grids
 
 
+def job_count(cfg: DictConfig, grid: Grid) -> int:
+    """How many jobs the sweep of `grid` launches: one per cell, or with lockstep groups one per shape."""
+    choice = str(cfg.get("group", "false")).lower()
+    if not groups_on(choice, str(cfg.device)):
+        return grid.size
+    members = 1
+    for key, values in grid.values.items():
+        if is_member_key(key):
+            members *= len(values)
+    return grid.size // members
+
+
 def run_sweep(cfg: DictConfig, grid: Grid) -> int:
-    """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess; its exit code."""
-    n_jobs = int(cfg.n_jobs) if cfg.get("n_jobs") else max(1, min(cpu_count(), grid.size))
+    """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess (cells of one shape
+    in lockstep groups where `group` says so); its exit code."""
+    n_jobs = int(cfg.n_jobs) if cfg.get("n_jobs") else max(1, min(cpu_count(), job_count(cfg, grid)))
     threads = max(1, cpu_count() // n_jobs)
     overrides = [f"{key}={','.join(str(v) for v in values)}" for key, values in grid.values.items()]
     overrides += [
         f"schedule={cfg.profile.schedule}",
+        f"group={str(cfg.get('group', 'false')).lower()}",
         *identity_overrides(cfg),
         *job_overrides(cfg, threads),
         *launcher_arguments(n_jobs),
