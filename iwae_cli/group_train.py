@@ -197,8 +197,8 @@ def _train_group(group: list[Trainer], resume_hint: str) -> list[Trainer]:
         loop: ScheduleLoop = group[0]
         group[0].compiled_step = group[0].compiled_step_for(settings.compile)
     else:
+        loop = GroupTrainer(group, settings.compile)  # (compiles: seconds to a minute)
         log.info("training %d runs in lockstep: %s", len(group), ", ".join(str(r.run_dir) for r in group))
-        loop = GroupTrainer(group, settings.compile)
     try:
         loop.fit(settings.checkpoint_minutes, settings.progress, resume_hint)
     except NumericalError as e:
