@@ -71,5 +71,3 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
     train_a, train_b = (read_json(d / "metrics.json")["train"] for d in (resumed, reference))
     assert [train_a[k] for k in keys] == [train_b[k] for k in keys]
     assert read_json(resumed / "status.json")["state"] == "done"
-
-

@@ -21,8 +21,15 @@ RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"
 @pytest.mark.usefixtures("output_root")
 def test_a_smoke_run_trains_on_cuda(iwae_cli, compile_choice: str) -> None:
     """Plain and compiled (CUDA graphs) steps; the checkpoint is finite and loads on the CPU."""
-    iwae_cli("train", *SMOKE, "device=cuda", f"compile={compile_choice}", "evaluate=true", "eval.k=100",
-             "eval.examples=100")
+    iwae_cli(
+        "train",
+        *SMOKE,
+        "device=cuda",
+        f"compile={compile_choice}",
+        "evaluate=true",
+        "eval.k=100",
+        "eval.examples=100",
+    )
     run = iwae_cli.run_dir(RUN)
     assert read_json(run / "status.json")["state"] == "done"
     state = load_checkpoint(run)
@@ -33,7 +40,9 @@ def test_a_smoke_run_trains_on_cuda(iwae_cli, compile_choice: str) -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU here")
 @pytest.mark.parametrize("compile_choice", ["false", "true"])
-def test_grouped_runs_follow_their_solo_paths_on_cuda(output_root: Path, tmp_path: Path, compile_choice: str) -> None:
+def test_grouped_runs_follow_their_solo_paths_on_cuda(
+    output_root: Path, tmp_path: Path, compile_choice: str
+) -> None:
     from test_group_train import MEMBERS, parameters, parameters_at_start, spec_of
 
     from iwae_cli.group_train import train_lockstep
@@ -42,7 +51,9 @@ def test_grouped_runs_follow_their_solo_paths_on_cuda(output_root: Path, tmp_pat
     specs = {n: spec_of(*o, "device=cuda", f"compile={compile_choice}") for n, o in MEMBERS.items()}
     for name, spec in specs.items():
         run_training(spec, tmp_path / "solo" / name, "(hint)")
-    finished, failures = train_lockstep(list(specs.values()), [tmp_path / "group" / n for n in specs], "(hint)")
+    finished, failures = train_lockstep(
+        list(specs.values()), [tmp_path / "group" / n for n in specs], "(hint)"
+    )
     assert failures == {} and len(finished) == len(specs)
     for name, spec in specs.items():
         solo, group = tmp_path / "solo" / name, tmp_path / "group" / name
@@ -61,14 +72,22 @@ def test_eval_nll_on_cuda_matches_the_cpu(iwae_cli) -> None:
     run = iwae_cli.run_dir(RUN)
     nll = {}
     for device in ("cpu", "cuda"):
-        result = iwae_cli("eval-nll", f"run={run}", f"device={device}", "k=5000", "examples=500", "progress=false")
+        result = iwae_cli(
+            "eval-nll", f"run={run}", f"device={device}", "k=5000", "examples=500", "progress=false"
+        )
         nll[device] = float(result.stdout.split(" NLL = ")[1].split()[0])
     assert abs(nll["cpu"] - nll["cuda"]) < 0.05, nll
 
 
 # 2 x 200 steps, a checkpoint every ~0.2 s: stopped in the middle with SIGTERM
-LONG = ("train", "schedule=smoke", "schedule.train_examples=4000", "checkpoint_minutes=0.0035",
-        "progress=false", "compile=false")
+LONG = (
+    "train",
+    "schedule=smoke",
+    "schedule.train_examples=4000",
+    "checkpoint_minutes=0.0035",
+    "progress=false",
+    "compile=false",
+)
 
 
 @pytest.mark.cuda

@@ -24,8 +24,15 @@ from iwae_cli.run_spec import RunSpec
 from iwae_cli.train import Trainer
 
 # 2 stages x 10 steps on 200 images
-TINY = ("schedule=smoke", "schedule.train_examples=200", "progress=false", "compile=false", "device=cpu",
-        "k=3", "threads=1")
+TINY = (
+    "schedule=smoke",
+    "schedule.train_examples=200",
+    "progress=false",
+    "compile=false",
+    "device=cpu",
+    "k=3",
+    "threads=1",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,17 +55,25 @@ def parameters(run_dir: Path) -> torch.Tensor:
     return torch.cat([v.flatten() for v in load_checkpoint(run_dir)["model"].values()])
 
 
-MEMBERS = {"vae-0": ("model=vae", "seed=0"), "iwae-0": ("model=iwae", "seed=0"), "iwae-1": ("model=iwae", "seed=1")}
+MEMBERS = {
+    "vae-0": ("model=vae", "seed=0"),
+    "iwae-0": ("model=iwae", "seed=0"),
+    "iwae-1": ("model=iwae", "seed=1"),
+}
 
 
 @pytest.mark.parametrize("layers", ["1", "2"])
-def test_a_run_trained_in_a_group_ends_where_it_ends_alone(output_root: Path, tmp_path: Path, layers: str) -> None:
+def test_a_run_trained_in_a_group_ends_where_it_ends_alone(
+    output_root: Path, tmp_path: Path, layers: str
+) -> None:
     """Mixed objectives and seeds in one group: each run's parameters equal its solo run's to float rounding
     (far closer than the distance training moved them), its generator and position exactly."""
     specs = {name: spec_of(f"layers='{layers}'", *o) for name, o in MEMBERS.items()}
     for name, spec in specs.items():
         run_training(spec, tmp_path / "solo" / name, "(resume hint)")
-    finished, failures = train_lockstep(list(specs.values()), [tmp_path / "group" / n for n in specs], "(hint)")
+    finished, failures = train_lockstep(
+        list(specs.values()), [tmp_path / "group" / n for n in specs], "(hint)"
+    )
     assert failures == {} and len(finished) == 3
     assert len(lockstep_groups([Trainer(s, tmp_path / "fresh" / n) for n, s in specs.items()])) == 1
 
@@ -106,7 +121,9 @@ def nan_objective() -> Iterator[str]:
     del OBJECTIVES["nan_for_tests"], LOG_WEIGHT_BOUNDS["nan_for_tests"]
 
 
-def test_a_run_that_turns_non_finite_fails_alone(output_root: Path, tmp_path: Path, nan_objective: str) -> None:
+def test_a_run_that_turns_non_finite_fails_alone(
+    output_root: Path, tmp_path: Path, nan_objective: str
+) -> None:
     vae, broken = spec_of("model=vae"), spec_of("model=vae", f"model.name={nan_objective}")
     run_training(vae, tmp_path / "solo", "(hint)")
     finished, failures = train_lockstep([broken, vae], [tmp_path / "broken", tmp_path / "vae"], "(hint)")
@@ -124,16 +141,27 @@ def test_a_run_that_turns_non_finite_fails_alone(output_root: Path, tmp_path: Pa
 # --------------------------------------------------------------------------------- through the real CLI
 
 # two cells (vae, iwae) of one shape, 2 x 200 steps, a checkpoint every ~0.2 s
-GROUP_ARGS = ("train", "-m", "model=vae,iwae", "group=true", "schedule=smoke", "schedule.train_examples=4000",
-              "checkpoint_minutes=0.0035", "progress=false", "threads=1", "compile=false")
+GROUP_ARGS = (
+    "train",
+    "-m",
+    "model=vae,iwae",
+    "group=true",
+    "schedule=smoke",
+    "schedule.train_examples=4000",
+    "checkpoint_minutes=0.0035",
+    "progress=false",
+    "threads=1",
+    "compile=false",
+)
 CELLS = ("mnist/L1-vae-k5/smoke-text-paper-sum-seed0", "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0")
 
 
 def test_a_group_killed_with_sigkill_resumes_to_the_uninterrupted_group(
     iwae_script: Path, cli_env: dict[str, str], mnist_data_dir: Path, output_root: Path, tmp_path: Path
 ) -> None:
-    reference = background_iwae(iwae_script, GROUP_ARGS, environment(mnist_data_dir, tmp_path / "ref"),
-                                tmp_path / "ref-logs")
+    reference = background_iwae(
+        iwae_script, GROUP_ARGS, environment(mnist_data_dir, tmp_path / "ref"), tmp_path / "ref-logs"
+    )
     runs = [output_root / "runs" / cell for cell in CELLS]
     process = background_iwae(iwae_script, GROUP_ARGS, cli_env, tmp_path / "first")
     process.wait_for(lambda: all((r / "checkpoint.pt").exists() for r in runs), "both runs checkpointed")
@@ -151,8 +179,16 @@ def test_a_group_killed_with_sigkill_resumes_to_the_uninterrupted_group(
 
 
 def test_a_grouped_sweep_leaves_ordinary_runs(iwae_cli, output_root: Path) -> None:
-    args = ("train", "-m", "model=vae,iwae", "seed=0,1", "schedule=smoke", "schedule.train_examples=100",
-            "progress=false", "compile=false")
+    args = (
+        "train",
+        "-m",
+        "model=vae,iwae",
+        "seed=0,1",
+        "schedule=smoke",
+        "schedule.train_examples=100",
+        "progress=false",
+        "compile=false",
+    )
     iwae_cli(*args, "group=true")
     listing = iwae_cli("runs").stdout
     assert listing.count(" done ") == 4, listing
@@ -177,3 +213,71 @@ def test_group_takes_true_false_or_auto(iwae_cli) -> None:
     result = iwae_cli("train", "-m", "model=vae,iwae", "group=maybe", ok=False)
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: group must be true, false or auto, got group=maybe"
+
+
+# --------------------------------------------------------------------------------- the group's checkpoints
+
+
+def write_place(path: Path, step: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    position = {"stage": 0, "epoch_in_stage": 0, "step_in_epoch": step}
+    torch.save({"format": "iwae-checkpoint-v1", "position": position}, path)
+
+
+def place(run_dir: Path, name: str = "checkpoint.pt") -> int | None:
+    path = run_dir / name
+    return torch.load(path, weights_only=True)["position"]["step_in_epoch"] if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    "killed_during, expected",
+    [
+        ("writing", [10, 10, 10]),  # some next checkpoints written, none replaced yet: all stay at 10
+        ("replacing", [20, 20, 20]),  # one replaced already: the others complete to 20
+    ],
+)
+def test_a_group_checkpoint_cut_by_a_kill_is_undone_or_completed(
+    tmp_path: Path, killed_during: str, expected: list[int]
+) -> None:
+    from iwae_cli.group_train import settle_checkpoints
+
+    runs = [tmp_path / name for name in "abc"]
+    for run in runs:
+        write_place(run / "checkpoint.pt", 10)
+    if killed_during == "writing":  # a and b wrote their next checkpoint, c did not get to it
+        for run in runs[:2]:
+            write_place(run / "checkpoint.next.pt", 20)
+    else:  # all written; a replaced its checkpoint, b and c not yet
+        write_place(runs[0] / "checkpoint.pt", 20)
+        for run in runs[1:]:
+            write_place(run / "checkpoint.next.pt", 20)
+    settle_checkpoints(runs)
+    assert [place(run) for run in runs] == expected
+    assert not any((run / "checkpoint.next.pt").exists() for run in runs)
+
+
+# --------------------------------------------------------------------------------- the sweep's arguments
+
+
+def test_a_grouped_sweep_moves_objectives_and_seeds_into_members() -> None:
+    from iwae_cli.group_sweep import grouped_arguments
+
+    args = ["-m", "model=vae,iwae", "seed=range(0,2)", "k=5,50", "layers='1','2'", "group=true"]
+    out = grouped_arguments(args)
+    assert out[:3] == ["-m", "k=5,50", "layers='1','2'"]
+    members = (
+        "[['model=vae','seed=0'],['model=vae','seed=1'],['model=iwae','seed=0'],['model=iwae','seed=1']]"
+    )
+    assert out[3] == f"group_members={members}"
+    assert out[4] == "hydra.sweep.dir=${output_root}/groups"
+    assert out[5].startswith("hydra.sweep.subdir=${dataset.name}/L${hydra:runtime.choices.layers}-k${k}/")
+    # nothing to group: a single run, group=false, one member, or (here, without CUDA) group=auto
+    assert grouped_arguments(["model=vae", "seed=1", "group=true"]) == ["model=vae", "seed=1"]
+    assert grouped_arguments(["-m", "model=vae,iwae", "group=false"]) == ["-m", "model=vae,iwae"]
+    assert grouped_arguments(["-m", "model=vae", "k=5,50", "group=true"]) == ["-m", "model=vae", "k=5,50"]
+    if not torch.cuda.is_available():
+        assert grouped_arguments(["-m", "model=vae,iwae", "group=auto"]) == ["-m", "model=vae,iwae"]
+    assert grouped_arguments(["-m", "model=vae,iwae", "group=auto", "device=cpu"])[1:] == [
+        "model=vae,iwae",
+        "device=cpu",
+    ]

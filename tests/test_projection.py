@@ -16,7 +16,10 @@ def rows(solo_ms: float, group_ms: dict[int, float], eval_ms: float) -> list[dic
         for k in (1, 5, 50):
             out.append({"what": "train", "layers": layers, "k": k, "step_ms": solo_ms * 2})
             out.append({"what": "train compiled", "layers": layers, "k": k, "step_ms": solo_ms})  # the faster
-            out += [{"what": f"train group x{g}", "layers": layers, "k": k, "step_ms": ms} for g, ms in group_ms.items()]
+            out += [
+                {"what": f"train group x{g}", "layers": layers, "k": k, "step_ms": ms}
+                for g, ms in group_ms.items()
+            ]
         out.append({"what": "eval k=5000", "layers": layers, "k": 5000, "step_ms": eval_ms})
     return out
 
