@@ -105,6 +105,23 @@ def matmul_ceiling(
     return flops / timed(step, device, min_seconds)
 
 
+def row(
+    what: str, layers: int, k: int, batch: int, ms: float, flops_per_second: float, ceiling: float
+) -> dict[str, Any]:
+    """One line of the report: ms per model and step (evaluation: per test image), useful GFLOP/s, the ceiling
+    and their ratio."""
+    return {
+        "what": what,
+        "layers": layers,
+        "k": k,
+        "batch": batch,
+        "step_ms": ms,
+        "gflops": flops_per_second / 1e9,
+        "ceiling_gflops": ceiling / 1e9,
+        "fraction": flops_per_second / ceiling,
+    }
+
+
 def bench_training(
     layers: int, k: int, batch: int, device: torch.device, min_seconds: float
 ) -> list[dict[str, Any]]:
@@ -130,19 +147,7 @@ def bench_training(
         timings.append(("train compiled", timed(lambda: compiled_step(x, generator), device, min_seconds)))
     except Exception as e:  # as compile=auto training does: where torch.compile fails, the plain step only
         log.warning("torch.compile failed on %s (%s); no compiled figures", device, first_line(e))
-    return [
-        {
-            "what": what,
-            "layers": layers,
-            "k": k,
-            "batch": batch,
-            "step_ms": seconds * 1e3,
-            "gflops": flops / seconds / 1e9,
-            "ceiling_gflops": ceiling / 1e9,
-            "fraction": flops / seconds / ceiling,
-        }
-        for what, seconds in timings
-    ]
+    return [row(what, layers, k, batch, seconds * 1e3, flops / seconds, ceiling) for what, seconds in timings]
 
 
 def bench_evaluation(
@@ -162,16 +167,7 @@ def bench_evaluation(
         warmup=1,
     )
     ceiling = matmul_ceiling(shapes, device, training=False, min_seconds=min_seconds)
-    return {
-        "what": f"eval k={k}",
-        "layers": layers,
-        "k": k,
-        "batch": batch,
-        "step_ms": seconds / examples * 1e3,
-        "gflops": flops / seconds / 1e9,
-        "ceiling_gflops": ceiling / 1e9,
-        "fraction": flops / seconds / ceiling,
-    }
+    return row(f"eval k={k}", layers, k, batch, seconds / examples * 1e3, flops / seconds, ceiling)
 
 
 def bench_group(
@@ -205,16 +201,8 @@ def bench_group(
         step = GroupStep(members, PAPER_ADAM, 1e-3, k, batch, compiled=False)
     seconds = timed(lambda: step(x), device, min_seconds)
     ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds)
-    return {
-        "what": f"train group x{size}",
-        "layers": layers,
-        "k": k,
-        "batch": batch,
-        "step_ms": seconds / size * 1e3,
-        "gflops": flops / seconds / 1e9,
-        "ceiling_gflops": ceiling / 1e9,
-        "fraction": flops / seconds / ceiling / size,
-    }
+    # (the ceiling is one model's products: batched ones over several models may exceed it)
+    return row(f"train group x{size}", layers, k, batch, seconds / size * 1e3, flops / seconds, ceiling)
 
 
 @user_facing
