@@ -8,6 +8,7 @@ messages, and the member's own); the job's directory under <output_root>/groups 
 from __future__ import annotations
 
 import logging
+import shlex
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from omegaconf import DictConfig
 from .errors import ConfigError, RunError
 from .group_sweep import is_member_key
 from .group_train import train_lockstep
-from .hydra_job import CURRENT_RUN, resume_command, run_log_handler
+from .hydra_job import CURRENT_RUN, run_log_handler
 from .lock import hold_run_dir
 from .run_lifecycle import check_resumable
 from .run_spec import RunSpec
@@ -29,19 +30,36 @@ log = logging.getLogger(__name__)
 GROUP_KEYS = ("group", "group_members")
 
 
-def member_configs(cfg: DictConfig) -> list[DictConfig]:
-    """Each member's config: the job's overrides, less the group's own and any member setting, plus the
-    member's overrides, composed as `iwae train` composes a solo run (run_name resolves within this job)."""
-    hydra_cfg = HydraConfig.get()
-    shared = [
+def shared_overrides() -> list[str]:
+    """The job's overrides, less the group's own and any member setting: what every member shares."""
+    return [
         o
-        for o in hydra_cfg.overrides.task
+        for o in HydraConfig.get().overrides.task
         if (key := o.split("=", 1)[0].lstrip("+~")) not in GROUP_KEYS and not is_member_key(key)
     ]
+
+
+def member_configs(cfg: DictConfig) -> list[DictConfig]:
+    """Each member's config: the shared overrides plus the member's, composed as `iwae train` composes a solo
+    run (run_name resolves within this job)."""
+    name = HydraConfig.get().job.config_name
     return [
-        compose(config_name=hydra_cfg.job.config_name, overrides=[*shared, *member])
-        for member in cfg.group_members
+        compose(config_name=name, overrides=[*shared_overrides(), *member]) for member in cfg.group_members
     ]
+
+
+def group_resume_command(cfg: DictConfig) -> str:
+    """The sweep that resumes this job: its shared overrides, each member setting's values as a sweep (the
+    members are their product), group=true."""
+    values: dict[str, list[str]] = {}
+    for member in cfg.group_members:
+        for override in member:
+            key, value = override.split("=", 1)
+            values.setdefault(key, [])
+            if value not in values[key]:
+                values[key].append(value)
+    sweeps = [f"{key}={','.join(v)}" for key, v in values.items()]
+    return " ".join(["iwae", "train", "-m", *map(shlex.quote, [*shared_overrides(), *sweeps]), "group=true"])
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -73,7 +91,7 @@ def train_group(cfg: DictConfig) -> list[str]:
             handler = run_log_handler(run_dir / "train.log", own_records_only=True)
             stack.callback(handler.close)
             stack.callback(logging.getLogger().removeHandler, handler)
-        finished, failed = train_lockstep(list(specs.values()), list(specs), resume_command("train"))
+        finished, failed = train_lockstep(list(specs.values()), list(specs), group_resume_command(cfg))
         failures.update(failed)
         for trainer in finished:
             token = CURRENT_RUN.set(str(trainer.run_dir))

@@ -3,6 +3,7 @@ rounding, keeps its own run directory, fails alone, and a killed group resumes e
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from collections.abc import Iterator
@@ -176,6 +177,24 @@ def test_a_group_killed_with_sigkill_resumes_to_the_uninterrupted_group(
     reference.succeed()
     for cell, run in zip(CELLS, runs, strict=True):
         assert_same_run(run, tmp_path / "ref" / "runs" / cell)
+
+
+def test_a_stopped_group_says_the_sweep_that_resumes_it(
+    iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path
+) -> None:
+    runs = [output_root / "runs" / cell for cell in CELLS]
+    process = background_iwae(iwae_script, GROUP_ARGS, cli_env, tmp_path / "first")
+    process.wait_for(lambda: all((r / "checkpoint.pt").exists() for r in runs), "both runs checkpointed")
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.wait() != 0
+    hint = process.stderr.split("Resume with: ", 1)[1].split("\n")[0]
+    assert hint.startswith("iwae train -m ") and hint.endswith(" model=vae,iwae group=true"), hint
+    for run in runs:
+        status = read_json(run / "status.json")
+        assert status["state"] == "interrupted" and "stopped by SIGTERM" in status["message"]
+    resumed = run_iwae(iwae_script, shlex.split(hint)[1:], cli_env, tmp_path / "resume")
+    assert resumed.stdout.count("resuming") == 2
+    assert all(read_json(r / "status.json")["state"] == "done" for r in runs)
 
 
 def test_a_grouped_sweep_leaves_ordinary_runs(iwae_cli, output_root: Path) -> None:
