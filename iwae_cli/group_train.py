@@ -125,6 +125,8 @@ def settle_checkpoints(run_dirs: Sequence[Path]) -> None:
     a next checkpoint of that place take it. Otherwise the next checkpoints are incomplete or unneeded and are
     removed, and every run resumes from its checkpoint.pt."""
     pending = [d for d in run_dirs if (d / ckpt.NEXT_CHECKPOINT_NAME).exists()]
+    if not pending:  # the usual case: no checkpoint to read
+        return
     places = {schedule_place(d / ckpt.NEXT_CHECKPOINT_NAME) for d in pending}
     replaced = {schedule_place(d / ckpt.CHECKPOINT_NAME) for d in run_dirs if d not in pending}
     for run_dir in pending:
