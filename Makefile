@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the layering contract first (seconds): an upward import or an import cycle fails before the suite runs
 test: $(STAMP)
+	$(BIN)/lint-imports --config .importlinter
 	$(BIN)/pytest -q
 
 table1: $(STAMP)
@@ -40,6 +42,7 @@ gpu-wheels: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check iwae_cli tests
+	$(BIN)/lint-imports --config .importlinter
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a single line and a non-zero exit."""
+"""The expected errors: IwaeError and its kinds, each turned by the CLI into one line and a non-zero exit."""
 
 
 class IwaeError(Exception):
@@ -38,3 +38,9 @@ class NumericalError(IwaeError):
     """A non-finite loss or gradient; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class Interrupted(IwaeError):
+    """SIGINT/SIGTERM arrived; raised at a safe point after the state has been saved."""
+
+    exit_code = 130

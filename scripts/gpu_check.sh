@@ -28,12 +28,21 @@ if ! "$PY" -c "import hydra, omegaconf, platformdirs" 2>/dev/null; then
         .whl/*.whl || { echo "error: hydra-core is missing and .whl/ has no wheels: run scripts/gpu_wheels.sh"; exit 1; }
     export PYTHONPATH=/tmp/iwae_site${PYTHONPATH:+:$PYTHONPATH}
 fi
-export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+# The configs live in conf/ and ship as the package iwae_cli.conf (pyproject.toml maps them there). Where no
+# installed iwae maps them (pip install -e .), a copy of this tree with conf/ inside the package is run instead.
+SRC=$ROOT
+if ! (cd / && PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -c "import iwae_cli.conf" 2>/dev/null); then
+    SRC=/tmp/iwae_tree
+    rm -rf "$SRC" && mkdir -p "$SRC"
+    cp -r iwae_cli conf tests pyproject.toml "$SRC"/ && cp -r conf "$SRC/iwae_cli/conf"
+fi
+cd "$SRC"  # python -m puts the working directory first on sys.path, and pytest puts the tests' root there
+export PYTHONPATH=$SRC${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 mkdir -p /tmp/iwae_bin  # an `iwae` command for the tests' subprocesses: this source tree, this Python
 printf '#!/bin/sh\nexec %s -m iwae_cli "$@"\n' "$(command -v "$PY")" > /tmp/iwae_bin/iwae
 chmod +x /tmp/iwae_bin/iwae
 export PATH=/tmp/iwae_bin:$PATH
-[ -d .gpu_data ] && export IWAE_DATA_DIR=${IWAE_DATA_DIR:-$ROOT/.gpu_data}
+[ -d "$ROOT/.gpu_data" ] && export IWAE_DATA_DIR=${IWAE_DATA_DIR:-$ROOT/.gpu_data}
 
 : > "$FIGURES"
 say "# GPU check ($(date -u +%Y-%m-%dT%H:%MZ))"
@@ -91,9 +100,9 @@ done
 import json, sys
 from pathlib import Path
 import pandas as pd
-from iwae_cli.atomic import atomic_write_json
-from iwae_cli.bench import projection_text
-from iwae_cli.projection import project_hours
+from iwae_cli.runs.atomic import atomic_write_json
+from iwae_cli.reports.bench import projection_text
+from iwae_cli.reports.projection import project_hours
 out = Path(sys.argv[1])
 rows = []
 for report in sorted(out.glob("bench/*/bench/bench.json")):

@@ -14,7 +14,7 @@ rm -rf .whl && mkdir -p .whl
 $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version "$VERSION" --implementation py \
     -d .whl "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3,<2.4" platformdirs "hydra-joblib-launcher>=1.2"
 $PY -m pip wheel --quiet --no-deps -w .whl antlr4-python3-runtime==4.9.3
-DATA=$($PY -c "from iwae_cli.datasets import resolve_data_dir; print(resolve_data_dir(None))")
+DATA=$($PY -c "from iwae_cli.data.loading import resolve_data_dir; print(resolve_data_dir(None))")
 mkdir -p .gpu_data/mnist
 cp "$DATA"/mnist/*.gz .gpu_data/mnist/
 ls -la .whl .gpu_data/mnist

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mnist_cache import ensure_mnist
-from mnist_cache import mnist_data_dir as default_data_dir
+
+from tests.helpers.mnist_cache import ensure_mnist
+from tests.helpers.mnist_cache import mnist_data_dir as default_data_dir
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -134,7 +135,7 @@ class IwaeCli:
         from hydra.core.hydra_config import HydraConfig
         from typer.testing import CliRunner
 
-        from iwae_cli.cli import app
+        from iwae_cli.cli.main import app
 
         HydraConfig.instance().cfg = None  # as in a fresh process: no HydraConfig from an earlier command
         threads = torch.get_num_threads()
@@ -223,7 +224,7 @@ def binarized_mnist_data_dir(mnist_data_dir: Path) -> Path:
     download fails the tests in CI (which has the files), and elsewhere skips them with the reason: the 110 MB
     Larochelle files are not what a newcomer's `make test` should depend on, MNIST is.
     """
-    from iwae_cli.download import download_dataset, verify_dataset
+    from iwae_cli.data.download import download_dataset, verify_dataset
     from iwae_cli.errors import DataError
 
     if all(status == "ok" for _, status in verify_dataset("binarized_mnist", mnist_data_dir)):

@@ -1,0 +1,145 @@
+"""The `iwae` command line: Typer routes subcommands; experiment subcommands hand their arguments to Hydra.
+
+Everything after an experiment subcommand's name goes to Hydra untouched, so overrides, `-m` sweeps, launchers,
+`--cfg job`, `--info` and Hydra's `--help` (which lists the config groups) work exactly as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import hydra
+import typer
+
+from iwae_cli.cli.arguments import quote_numeric_choices, with_absolute_output_root
+from iwae_cli.cli.data import data_app
+from iwae_cli.errors import IwaeError
+from iwae_cli.runs.records import describe_runs
+from iwae_cli.tasks.group_sweep import grouped_arguments
+
+app = typer.Typer(
+    help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
+    "Example: iwae train model=iwae k=50    (then: iwae eval-nll, iwae active-units, iwae runs)",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(data_app, name="data")
+
+# Typer must not parse these commands' arguments, nor claim --help (Hydra's lists the config groups).
+HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
+    """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
+    module_name, function_name = task_path.split(":")
+    task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
+    try:
+        args = with_absolute_output_root(quote_numeric_choices(args))
+        if command == "train":
+            args = grouped_arguments(args)
+    except IwaeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    saved = sys.argv
+    sys.argv = [f"iwae {command}", *args]
+    try:
+        hydra.main(version_base="1.3", config_path="pkg://iwae_cli.conf", config_name=config_name)(task)()
+    except ValueError as e:  # e.g. Hydra's "--cfg is not supported with --multirun"
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        sys.argv = saved
+
+
+def hydra_command(name: str, task_path: str, config_name: str, summary: str, example: str) -> None:
+    """Register `iwae <name>` as a Hydra app (config `conf/<config_name>.yaml`)."""
+
+    def command(ctx: typer.Context) -> None:
+        run_hydra(name, task_path, config_name, list(ctx.args))
+
+    command.__doc__ = f"{summary} Example: {example}  (`iwae {name} --help` lists the config groups)"
+    app.command(name, context_settings=HYDRA_CONTEXT, add_help_option=False)(command)
+
+
+hydra_command(
+    "train",
+    "tasks.train:train_task",
+    "train",
+    "Train a model on the paper's schedule (resumes its run).",
+    "iwae train dataset=mnist layers=2 model=iwae k=50",
+)
+hydra_command(
+    "eval-nll",
+    "tasks.evaluate:eval_nll_task",
+    "eval_nll",
+    "Estimate a run's test NLL with k=5000 samples.",
+    "iwae eval-nll run=outputs/runs/mnist/L1-iwae-k5/quick-text-paper-sum-seed0",
+)
+hydra_command(
+    "active-units",
+    "tasks.evaluate:active_units_task",
+    "active_units",
+    "Count a run's active latent units.",
+    "iwae active-units run=outputs/runs/mnist/L1-iwae-k5/quick-text-paper-sum-seed0",
+)
+hydra_command(
+    "switch-objective",
+    "tasks.train:switch_objective_task",
+    "switch_objective",
+    "Continue a finished run with another objective (Table 2).",
+    "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-text-paper-sum-seed0 model=iwae k=50",
+)
+hydra_command(
+    "table1",
+    "tasks.tables.table1:table1_task",
+    "table1",
+    "Regenerate Table 1 (all cells, one sweep) with the paper's numbers.",
+    "iwae table1 profile=quick",
+)
+hydra_command(
+    "table2",
+    "tasks.tables.table2:table2_task",
+    "table2",
+    "Regenerate Table 2 (switching objectives).",
+    "iwae table2 profile=quick",
+)
+hydra_command(
+    "table-extra",
+    "tasks.tables.extra:table_extra_task",
+    "table_extra",
+    "Compare newer estimators/bounds (STL, DReG, MIWAE, CIWAE, PIWAE, RWS) with VAE and IWAE.",
+    "iwae table-extra seeds=[0,1,2]",
+)
+hydra_command(
+    "grad-snr",
+    "tasks.snr:grad_snr_task",
+    "grad_snr",
+    "Gradient signal-to-noise ratio of encoder/decoder vs k.",
+    "iwae grad-snr run=outputs/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0",
+)
+hydra_command(
+    "bench",
+    "tasks.bench:bench_task",
+    "bench",
+    "Benchmark training and evaluation against the matmul ceiling.",
+    "iwae bench min_seconds=1",
+)
+
+
+@app.command("runs")
+def runs_command(
+    root: Path = typer.Option(
+        Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/)."
+    ),
+) -> None:
+    """List run directories with their configuration and state. Example: iwae runs --root outputs"""
+    typer.echo(describe_runs(root))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,45 @@
+"""The evaluation of a finished run that a table's cell (or `iwae train evaluate=true`) needs: the test NLL, both
+active-unit estimates and, where asked, the NLL of the model pruned to its active units. Each is computed only
+where metrics.json lacks it or holds it for other settings, so re-running a table command on old runs fills in
+just the new metrics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from iwae_cli.core.activity import AU_ENTRIES, recorded_matches
+from iwae_cli.core.estimators import NLLEstimate
+from iwae_cli.core.model import IWAEModel
+from iwae_cli.evaluation.active_units import record_active_units
+from iwae_cli.evaluation.nll import record_nll
+from iwae_cli.evaluation.spec import EvalSpec
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_finished_run(run_dir: Path, model: IWAEModel, metrics: dict[str, Any], spec: EvalSpec) -> None:
+    """Record what `spec` asks for and metrics.json does not hold yet (see the module's docstring)."""
+    split, wanted = spec.nll.split, spec.nll.recorded_as()
+    if not recorded_matches(metrics.get(f"{split}_nll"), wanted):
+        estimate, metrics = record_nll(run_dir, model, spec.data, spec.nll)
+        log_nll(f"{split} NLL", estimate)
+    missing = tuple(n for n in AU_ENTRIES if not recorded_matches(metrics.get(n), spec.activity.recorded_as(n)))
+    if missing:
+        entries, metrics = record_active_units(run_dir, model, spec.data, spec.activity, missing)
+        for name, entry in entries.items():
+            log.info("%s %s (%s)", name.replace("_", " "), entry["label"], entry["rule"])
+    if not spec.prune_inactive:
+        return
+    active = metrics["active_units"]
+    pruned = {**wanted, **{key: active.get(key, False) for key in ("label", "threshold", "inclusive")}}
+    if not recorded_matches(metrics.get(f"{split}_nll_pruned"), pruned):
+        estimate, _ = record_nll(run_dir, model, spec.data, spec.nll, active)
+        log_nll(f"{split} NLL pruned to {active['label']}", estimate)
+
+
+def log_nll(what: str, estimate: NLLEstimate) -> None:
+    log.info(
+        "%s %.2f +- %.2f (k=%d, n=%d)", what, estimate.nll, estimate.standard_error, estimate.k, estimate.n
+    )

@@ -1,0 +1,67 @@
+"""What the table commands write and print: CSV and Markdown files, figures, and the terminal summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iwae_cli.reports.plots import plot_learning_curves, plot_nll_vs_paper, plot_sample_grids
+from iwae_cli.reports.tables.claims import claims_text
+from iwae_cli.runs.atomic import atomic_write_text
+
+
+def fmt(value: Any, spec: str = ".2f") -> str:
+    if missing(value):
+        return "–"
+    return format(value, spec) if isinstance(value, float | int) and spec else str(value)
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def write_table_files(out_dir: Path, name: str, rows: pd.DataFrame, markdown: str) -> None:
+    """table CSV (machine-readable) and Markdown (for people), each written atomically."""
+    atomic_write_text(out_dir / f"{name}.csv", rows.to_csv(index=False))
+    atomic_write_text(out_dir / f"{name}.md", markdown)
+
+
+def table_figures(out_dir: Path, rows: pd.DataFrame, run_dirs: list[Path]) -> None:
+    """nll_vs_paper.png, learning_curves.png and samples.png next to the tables."""
+    plot_nll_vs_paper(rows.to_dict("records"), out_dir / "nll_vs_paper.png")
+    plot_learning_curves(run_dirs, out_dir / "learning_curves.png")
+    plot_sample_grids(run_dirs, out_dir / "samples.png")
+
+
+TERMINAL_COLUMNS = (
+    "dataset",
+    "layers",
+    "k",
+    "objective",
+    "nll",
+    "nll_se",
+    "paper_nll",
+    "nll_minus_paper",
+    "units",
+    "paper_units",
+    "status",
+)
+
+
+def render_terminal(df: pd.DataFrame, claims: list[dict], path: Path) -> str:
+    """What the table commands print: the table at a glance, the claims, and where the files are."""
+    columns = [c for c in TERMINAL_COLUMNS if c in df.columns]
+    shown = df[columns].astype(object).where(df[columns].notna(), "")
+    shown["status"] = shown["status"].astype(str).str.slice(0, 60)
+    lines = [
+        shown.to_string(index=False),
+        "",
+        "The paper's claims:",
+        *claims_text(claims),
+        "",
+        f"written: {path} (and .md, figures beside it)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""Reading finished runs for the tables: which run belongs to which cell, its numbers, and paired differences.
+
+Every number comes from a run directory's metrics.json (written atomically at the end of each stage of work)
+and its per-example test log-likelihoods (for differences paired over the same binarised test examples).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from iwae_cli.runs.lock import lock_owner
+from iwae_cli.runs.records import find_runs, read_json, run_state
+
+
+@dataclass(frozen=True)
+class CellKey:
+    dataset: str
+    layers: int
+    objective: str
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What a table's runs have in common: trained on this schedule, protocol, optimiser and loss scale."""
+
+    schedule: str
+    protocol: str
+    optim: str
+    loss_reduction: str
+    parent: str | None = None
+
+    def admits(self, run: dict[str, Any]) -> bool:
+        """Whether a run's summary (metrics.json's "run") matches."""
+        return (
+            run.get("schedule") == self.schedule
+            and run.get("protocol") == self.protocol
+            and run.get("optim") == self.optim
+            and run.get("loss_reduction") == self.loss_reduction
+            and run.get("parent") == self.parent
+        )
+
+
+def collect_runs(output_root: Path, wanted: RunFilter) -> dict[CellKey, Path]:
+    """Run directories under output_root/runs that `wanted` admits, keyed by their cell."""
+    found = {}
+    for path in find_runs(Path(output_root) / "runs"):
+        run = read_json(path / "metrics.json").get("run", {})
+        if wanted.admits(run):
+            found[CellKey(run["dataset"], run["layers"], run["objective"], run["k"], run["seed"])] = path
+    return found
+
+
+def per_example_log_likelihoods(run_dir: Path) -> torch.Tensor | None:
+    """The per-example test L_k values saved by eval-nll, or None."""
+    path = run_dir / "log_likelihoods_test.pt"
+    if not path.exists():
+        return None
+    return torch.load(path, weights_only=True)["log_likelihoods"]
+
+
+def paired_nll_difference(a: list[Path], b: list[Path]) -> tuple[float, float] | None:
+    """NLL(a) - NLL(b) over the same test examples, with its standard error (per-example values averaged over
+    each side's seeds first). None when either side was not evaluated on the same examples."""
+    values = []
+    for runs in (a, b):
+        lls = [per_example_log_likelihoods(r) for r in runs]
+        if not lls or any(v is None for v in lls) or len({len(v) for v in lls}) != 1:
+            return None
+        values.append(torch.stack(lls).mean(0))
+    if len(values[0]) != len(values[1]):
+        return None
+    diff = values[1] - values[0]  # -(L_a) - -(L_b)
+    return float(diff.mean()), float(diff.std(unbiased=True) / math.sqrt(len(diff)))
+
+
+def nll_by_seed(runs: list[Path]) -> dict[int, float]:
+    """Each evaluated run's test NLL, keyed by its seed."""
+    out = {}
+    for r in runs:
+        metrics = read_json(r / "metrics.json")
+        if "nll" in metrics.get("test_nll", {}):
+            out[metrics["run"]["seed"]] = metrics["test_nll"]["nll"]
+    return out
+
+
+def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float, int] | None:
+    """Mean over seeds of NLL(a, seed) - NLL(b, seed), its standard error over seeds and the number of seeds
+    (paired by seed; None for fewer than 2 seeds in common): the training noise the example SE leaves out."""
+    na, nb = nll_by_seed(a), nll_by_seed(b)
+    diffs = [na[s] - nb[s] for s in na if s in nb]
+    if len(diffs) < 2:
+        return None
+    series = pd.Series(diffs)
+    return float(series.mean()), float(series.std() / math.sqrt(len(diffs))), len(diffs)
+
+
+def cell_summary(runs: list[Path]) -> dict[str, Any]:
+    """NLL (mean over seeds), its standard error, units and training facts of one cell's runs."""
+    metrics = [read_json(r / "metrics.json") for r in runs]
+    nlls = [m["test_nll"] for m in metrics if "test_nll" in m]
+    summary: dict[str, Any] = {
+        "seeds": "+".join(str(m["run"]["seed"]) for m in metrics),
+        "passes": min((m.get("train", {}).get("passes_done", 0) for m in metrics), default=0),
+        "train_seconds": sum(m.get("train", {}).get("seconds", 0.0) for m in metrics),
+        "run_dir": ";".join(str(r) for r in runs),
+    }
+    if nlls:
+        mean = sum(n["nll"] for n in nlls) / len(nlls)
+        summary.update(
+            nll=round(mean, 3),
+            nll_se=round(math.sqrt(sum(n["standard_error"] ** 2 for n in nlls)) / len(nlls), 3),
+            nll_seed_std=round(pd.Series([n["nll"] for n in nlls]).std(), 3) if len(nlls) > 1 else None,
+            eval_k=nlls[0]["k"],
+            eval_n=nlls[0]["n"],
+        )
+    pruned = [m["test_nll_pruned"]["nll"] for m in metrics if "nll" in m.get("test_nll_pruned", {})]
+    if pruned and len(pruned) == len(nlls):
+        summary["nll_pruned"] = round(sum(pruned) / len(pruned), 3)
+    for column, key in (("units", "active_units"), ("units_expected", "active_units_expected")):
+        labels = [m[key]["label"] for m in metrics if "label" in m.get(key, {})]
+        if labels:
+            summary[column] = labels[0] if len(set(labels)) == 1 else "/".join(labels)
+    return summary
+
+
+def evaluated(run_dir: Path) -> bool:
+    """Finished training and has a test NLL."""
+    return run_state(run_dir) == "done" and "test_nll" in read_json(run_dir / "metrics.json")
+
+
+def unfinished_status(runs: list[Path], skip_reason: str | None) -> str:
+    """Why a cell has no result: its data is missing, another process is training it, its run failed or was
+    interrupted (with the message), or it was never launched."""
+    if skip_reason:
+        return f"not run: {skip_reason}"
+    if not runs:
+        return "not run"
+    owner = lock_owner(runs[0])
+    if owner is not None:
+        return f"running elsewhere (pid {owner['pid']} on {owner['host']} since {owner['since']})"
+    return f"{run_state(runs[0])}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"

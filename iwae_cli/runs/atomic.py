@@ -1,0 +1,83 @@
+"""Atomic file writes: a temp file in the same directory, fsync, then rename.
+
+A reader (or a killed process) therefore only ever sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from iwae_cli.errors import IwaeError
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``.
+
+    On any failure (a full disk, a permission error, an exception in ``write``) the temp file is removed
+    and ``path`` is left exactly as it was.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise IwaeError(
+            f"cannot write to {path.parent}: {e.strerror or e}; choose a writable output directory "
+            "(e.g. output_root=/some/writable/dir)"
+        ) from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _permissions(path))  # mkstemp makes files private (0600); keep the usual permissions
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise IwaeError(
+                f"could not write {path}: {e.strerror or e}; the previous file (if any) is intact. "
+                "Free some disk space or choose another output directory, then run the command again."
+            ) from None
+        raise
+    return path
+
+
+def _permissions(path: Path) -> int:
+    """The replaced file's permission bits, or for a new file what open() would give under the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def update_json(path: str | os.PathLike, updates: dict) -> dict:
+    """Merge ``updates`` into the JSON object at ``path`` (created if missing), atomically.
+
+    Fields not named in ``updates`` are preserved.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(updates)
+    atomic_write_json(path, data)
+    return data

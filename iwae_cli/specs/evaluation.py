@@ -1,0 +1,65 @@
+"""The evaluation commands' specs (iwae_cli.evaluation.spec, iwae_cli.evaluation.snr), built once from the
+config: every value checked with a one-line error before a run or an image is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from iwae_cli.errors import ConfigError
+from iwae_cli.evaluation.snr import SnrSpec
+from iwae_cli.evaluation.spec import ActivitySpec, DataSource, EvalSpec, NLLSpec
+from iwae_cli.specs.checks import flag, number, progress_setting, whole_number
+
+SPLITS = ("train", "valid", "test")
+
+
+def data_source(dataset: str, cfg: DictConfig) -> DataSource:
+    """Where the command reads `dataset`'s images from (its data_dir and download settings)."""
+    return DataSource(str(dataset), cfg.get("data_dir"), str(cfg.get("download", "auto")))
+
+
+def nll_spec(cfg: DictConfig, k: Any, split: Any, examples: Any) -> NLLSpec:
+    """-L_k with the given k, split and examples, batches, chunks and seed from the `eval` node."""
+    k = whole_number(k, "k")
+    batch_size = whole_number(cfg.eval.batch_size, "eval.batch_size")
+    chunk = whole_number(cfg.eval.chunk, "eval.chunk")
+    seed = whole_number(cfg.eval.seed, "eval.seed", minimum=0)
+    if split not in SPLITS:
+        raise ConfigError(f"split={split} does not exist; use split=test, split=valid or split=train")
+    examples = whole_number(examples, "examples", allow_null=True)
+    return NLLSpec(k, str(split), examples, batch_size, chunk, seed, progress_setting(cfg))
+
+
+def activity_spec(cfg: DictConfig, node: Any) -> ActivitySpec:
+    """The active-unit rule and sample sizes of `node` (the `active_units` node, or the command's own keys),
+    drawn from eval.seed."""
+    return ActivitySpec(
+        threshold=number(node.threshold, "threshold"),
+        inclusive=flag(node.get("inclusive", False), "active_units.inclusive"),
+        examples=whole_number(node.examples, "examples"),
+        posterior_samples=whole_number(node.posterior_samples, "active_units.posterior_samples"),
+        seed=whole_number(cfg.eval.seed, "eval.seed", minimum=0),
+    )
+
+
+def eval_spec(cfg: DictConfig, dataset: str) -> EvalSpec:
+    """The evaluation of a finished run of `dataset` as `eval` and `active_units` describe it (a table's cell,
+    evaluate=true)."""
+    node = cfg.eval
+    return EvalSpec(
+        data=data_source(dataset, cfg),
+        nll=nll_spec(cfg, node.k, node.split, node.examples),
+        activity=activity_spec(cfg, cfg.active_units),
+        prune_inactive=flag(node.get("prune_inactive", False), "eval.prune_inactive"),
+    )
+
+
+def snr_spec(cfg: DictConfig) -> SnrSpec:
+    """`iwae grad-snr`'s objectives, ks, draws, images and seed."""
+    draws = whole_number(cfg.draws, "draws", minimum=2)
+    ks = tuple(whole_number(k, "ks[...]") for k in cfg.ks)
+    examples = whole_number(cfg.examples, "examples")
+    seed = whole_number(cfg.seed, "seed", minimum=0)
+    return SnrSpec(tuple(str(o) for o in cfg.objectives), ks, draws, examples, seed, progress_setting(cfg))

@@ -1,0 +1,56 @@
+"""`iwae eval-nll` and `iwae active-units`: a trained run (the one `run=` names, else the latest) evaluated and
+the result recorded in its metrics.json."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from iwae_cli.core.activity import AU_ENTRIES
+from iwae_cli.evaluation.active_units import record_active_units
+from iwae_cli.evaluation.nll import record_nll
+from iwae_cli.specs.checks import flag
+from iwae_cli.specs.evaluation import activity_spec, data_source, nll_spec
+from iwae_cli.specs.saved_run import load_named_run
+from iwae_cli.tasks.job import user_facing
+
+
+@user_facing
+def eval_nll_task(cfg: DictConfig) -> dict:
+    """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json.
+
+    prune_inactive=true: the NLL of the model with its inactive units removed (prune.py), using the run's
+    recorded active_units (computed and recorded first if missing), recorded as `<split>_nll_pruned`.
+    """
+    spec = nll_spec(cfg, cfg.k, cfg.split, cfg.examples)
+    prune = flag(cfg.get("prune_inactive", False), "prune_inactive")
+    activity = activity_spec(cfg, cfg.active_units) if prune else None
+    run = load_named_run(cfg)
+    data = data_source(run.config.dataset.name, cfg)
+    active = None
+    if activity is not None:
+        active = run.metrics.get("active_units")
+        if active is None:
+            entries, _ = record_active_units(run.path, run.model, data, activity, AU_ENTRIES[:1])
+            active = entries["active_units"]
+    estimate, _ = record_nll(run.path, run.model, data, spec, active)
+    pruned = f" with inactive units pruned ({active['label']} kept, {active['rule']})" if active else ""
+    print(
+        f"{run.path}: {spec.split} NLL{pruned} = {estimate.nll:.2f} ± {estimate.standard_error:.2f} nats "
+        f"(k={estimate.k}, n={estimate.n})"
+    )
+    return estimate.as_dict()
+
+
+@user_facing
+def active_units_task(cfg: DictConfig) -> list[int]:
+    """Count active units per layer of a trained run and record them with every unit's A_u: the authors'
+    one-sample estimate (active_units) and the paper's expectation over posterior_samples (active_units_expected)."""
+    spec = activity_spec(cfg, cfg)
+    run = load_named_run(cfg)
+    entries, _ = record_active_units(run.path, run.model, data_source(run.config.dataset.name, cfg), spec)
+    code, paper = entries["active_units"], entries["active_units_expected"]
+    print(
+        f"{run.path}: active units {code['label']} ({code['rule']}; histogram in active_units.png); "
+        f"with E_q over {paper['posterior_samples']} samples: {paper['label']}"
+    )
+    return code["counts"]

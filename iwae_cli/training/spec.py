@@ -1,0 +1,96 @@
+"""What a training run is made of: plain, frozen settings that the trainer, a lockstep group and the run's
+directory read. `iwae_cli.specs.run` builds them once from the composed config (checking every value), so nothing
+below the command layer sees the config itself, and several runs in one process each carry their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from iwae_cli.core.model import Architecture
+from iwae_cli.core.objectives import build_log_weight_bound, build_objective
+from iwae_cli.core.optim import OptimSpec
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The staged schedule: passes and learning rate per stage (rates as trained, i.e. already rounded where
+    the protocol rounds them), over the first `train_examples` training images (None: all of them)."""
+
+    batch_size: int
+    passes: tuple[int, ...]
+    learning_rates: tuple[float, ...]
+    train_examples: int | None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The registered dataset and where it lies; holdout: validate on held-out training images (the code)."""
+
+    name: str
+    data_dir: str | None
+    download: str
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The architecture and its initialisation: seed, and same_seed_init (the authors' quirk, model.initialise)."""
+
+    arch: Architecture
+    seed: int
+    same_seed_init: bool
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """The objective `name` with its checked, typed parameters, trained with k samples and `reduction`."""
+
+    name: str
+    params: dict[str, Any]
+    k: int
+    reduction: str
+
+    def build(self) -> Callable:
+        """The objective as the training step calls it: (model, x, k, noise) -> Estimate."""
+        return build_objective(self.name, self.params, self.k, self.reduction)
+
+    def log_weight_bound(self) -> Callable | None:
+        """The bound of the log weights the compiled step needs; None where the objective is not one."""
+        return build_log_weight_bound(self.name, self.params, self.k)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the run is carried out: its generator's seed, where and with what it runs, when it checkpoints,
+    the seed of the fixed validation draws (eval.seed), and how it is resumed when stopped."""
+
+    seed: int
+    device: torch.device
+    threads: int | None
+    compile: str  # auto, true or false
+    checkpoint_minutes: float
+    progress: bool | None  # None: progress bars only on a terminal
+    validation_seed: int
+    resume_hint: str  # the command line that resumes the run, printed when it is stopped
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a training run needs, and what it records about itself: the fingerprint (FINGERPRINT_KEYS'
+    resolved values, matched against a checkpoint before resuming), config.yaml's text and metrics.json's
+    "run" entry."""
+
+    data: DataSpec
+    schedule: Schedule
+    model: ModelSpec
+    objective: ObjectiveSpec
+    optim: OptimSpec
+    settings: RunSettings
+    fingerprint: dict[str, Any]
+    config_yaml: str
+    summary: dict[str, Any]

@@ -1,0 +1,61 @@
+"""The README's "Extending iwae" examples run as written: a new objective and a new dataset, one declaration each."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from iwae_cli.core.objective_registry import LOG_WEIGHT_BOUNDS, OBJECTIVES
+from iwae_cli.core.objectives import get_objective, log_weight_bound
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def blocks(section: str, language: str) -> list[str]:
+    """The ```language code blocks of the README section headed `section` (up to the next heading)."""
+    text = README.read_text()
+    start = text.index(section)
+    end = re.search(r"\n#{2,3} ", text[start + len(section) :])
+    body = text[start : start + len(section) + (end.start() if end else len(text))]
+    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.S)
+
+
+@pytest.fixture
+def tempered():
+    """The README's objective, declared for one test and removed after it."""
+    (code,) = blocks("### A new objective", "python")
+    exec(compile(code, "README.md", "exec"), {})
+    yield OBJECTIVES["tempered"]
+    OBJECTIVES.pop("tempered")
+    LOG_WEIGHT_BOUNDS.pop("tempered")
+
+
+def test_the_readme_objective_is_one_declaration_and_its_yaml(tempered) -> None:
+    (config_text,) = blocks("### A new objective", "yaml")
+    config = OmegaConf.create(yaml.safe_load(config_text))
+    assert config.name == "tempered" and set(config) - {"name"} == set(tempered.parameters)
+    log_w = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    bound = log_weight_bound(config, 7)  # a bound of the log weights: the compiled step can train it
+    l_k = torch.logsumexp(log_w, 0) - torch.log(torch.tensor(7.0, dtype=torch.float64))
+    assert (bound(log_w) <= l_k + 1e-12).all() and (bound(log_w) >= log_w.mean(0) - 1e-12).all()
+    assert callable(get_objective(config, 7))
+    with pytest.raises(Exception, match="model.temperature must be >= 1"):
+        get_objective(OmegaConf.create({"name": "tempered", "temperature": 0.5}), 7)
+    with pytest.raises(Exception, match="has no parameter model.alpha"):
+        get_objective(OmegaConf.create({"name": "tempered", "alpha": 0.5}), 7)
+
+
+def test_the_readme_dataset_is_one_declaration() -> None:
+    (code,) = blocks("### A new dataset", "python")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    spec = namespace["KMNIST"]
+    assert spec.name == "kmnist" and spec.n_pixels == 784 and spec.binarization == "dynamic"
+    assert spec.required == ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+    assert spec.train_examples(holdout=True) == 59_600 and spec.train_examples(holdout=False) == 60_000
+    assert all(f.urls[0].endswith(f.name) for f in spec.files)
