@@ -4,7 +4,6 @@ reads a bare 2 as an int, which no config group accepts) and `output_root` pinne
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from importlib.resources import files
 from pathlib import Path
@@ -14,6 +13,7 @@ from hydra.core.override_parser.types import Glob
 from hydra.errors import HydraException
 
 from iwae_cli.errors import ConfigError, IwaeError, first_line
+from iwae_cli.tasks.job import hydra_quoted
 
 LAYERS_SWEEPS = "layers=1,2, layers='choice(1,2)', layers='range(1,3)' or layers='glob(*)'"
 
@@ -95,5 +95,4 @@ def with_absolute_output_root(args: list[str]) -> list[str]:
                 f"cannot write to the output directory {root} ({e.strerror or e}): choose a writable one with "
                 "output_root=... or IWAE_OUTPUT_ROOT"
             ) from None
-    quoted = str(root) if re.fullmatch(r"[\w./+-]+", str(root)) else f"'{root}'"  # Hydra's override grammar
-    return [a for a in args if not a.startswith("output_root=")] + [f"output_root={quoted}"]
+    return [a for a in args if not a.startswith("output_root=")] + [f"output_root={hydra_quoted(str(root))}"]

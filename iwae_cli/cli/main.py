@@ -15,7 +15,8 @@ import typer
 
 from iwae_cli.cli.arguments import quote_numeric_choices, with_absolute_output_root
 from iwae_cli.cli.data import data_app
-from iwae_cli.errors import IwaeError
+from iwae_cli.cli.search import search_arguments
+from iwae_cli.errors import ConfigError, IwaeError
 from iwae_cli.runs.records import describe_runs
 from iwae_cli.tasks.group_sweep import grouped_arguments
 
@@ -40,7 +41,7 @@ def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -
     try:
         args = with_absolute_output_root(quote_numeric_choices(args))
         if command == "train":
-            args = grouped_arguments(args)
+            args = grouped_arguments(search_arguments(args))
     except IwaeError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -132,12 +133,41 @@ hydra_command(
 
 @app.command("runs")
 def runs_command(
+    settings: list[str] | None = typer.Argument(
+        None,
+        metavar="KEY=VALUE",
+        help="Filters (objective=iwae k=5,50 state=done ...), sort=<column>[,...] (-<column>: descending), "
+        "output_root=<dir>.",
+        show_default=False,
+    ),
     root: Path = typer.Option(
-        Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/)."
+        Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/); as output_root=..."
     ),
 ) -> None:
-    """List run directories with their configuration and state. Example: iwae runs --root outputs"""
-    typer.echo(describe_runs(root))
+    """List run directories with their configuration and state.
+    Example: iwae runs objective=iwae,vae k=50 sort=test_nll"""
+    try:
+        where = listing_arguments(settings or [])
+        root = Path(where.pop("output_root", [str(root)])[-1]).expanduser()
+        typer.echo(describe_runs(root, where, where.pop("sort", None)))
+    except IwaeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def listing_arguments(args: list[str]) -> dict[str, list[str]]:
+    """`iwae runs`' key=value arguments, each value split at its commas (a later key replaces an earlier one);
+    output_root=... keeps its commas."""
+    chosen: dict[str, list[str]] = {}
+    for arg in args:
+        key, equals, value = arg.partition("=")
+        if not equals or not key:
+            raise ConfigError(
+                f"iwae runs takes key=value arguments (filters, sort=..., output_root=...), got {arg!r}"
+            )
+        value = value.strip("'\"")
+        chosen[key] = [value] if key == "output_root" else [v.strip() for v in value.split(",") if v.strip()]
+    return chosen
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
 from iwae_cli.runs.checkpoint import FINGERPRINT_KEYS
 from iwae_cli.specs.checks import number, progress_setting, whole_number
+from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSettings, RunSpec, Schedule
 
 COMPILE_CHOICES = ("auto", "true", "false")
@@ -41,6 +42,7 @@ def run_spec(cfg: DictConfig, resume_hint: str) -> RunSpec:
         fingerprint=fingerprint(cfg),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         summary=run_summary(cfg),
+        tracking=tracking_spec(cfg),
     )
 
 

@@ -7,6 +7,8 @@ start from: `load_named_run` finds the run that a command's `run=` names (or the
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,15 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
     return Run(run_dir, config, model, read_json(run_dir / METRICS_NAME))
 
 
-def load_named_run(cfg: DictConfig) -> Run:
-    """The run named by the command's `run=` (or the latest), on the command's device and threads."""
+def load_named_run(cfg: DictConfig, work: Callable[[Run], str] | None = None) -> Run:
+    """The run named by the command's `run=`, on the command's device and threads.
+
+    Without run= it is the most recently trained run, which the user did not choose (and a k=5000 evaluation
+    of the wrong run costs minutes): one line on stderr names it, with `work(run)`, what the command is about
+    to do with it, before anything starts."""
     configure_torch(whole_number(cfg.get("threads"), "threads", allow_null=True))
-    return load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
+    run = load_run(resolve_run_dir(cfg.get("run"), cfg.output_root), resolve_device(cfg.device))
+    if cfg.get("run") in (None, ""):
+        doing = f": {work(run)}" if work else ""
+        print(f"no run= given, so using the most recently trained run, {run.path}{doing}", file=sys.stderr)
+    return run

@@ -6,15 +6,19 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from iwae_cli.core.activity import AU_ENTRIES
+from iwae_cli.data.loading import load_split
 from iwae_cli.evaluation.active_units import record_active_units
 from iwae_cli.evaluation.nll import record_nll
+from iwae_cli.evaluation.spec import NLLSpec
 from iwae_cli.specs.checks import flag
 from iwae_cli.specs.evaluation import activity_spec, data_source, nll_spec
-from iwae_cli.specs.saved_run import load_named_run
+from iwae_cli.specs.saved_run import Run, load_named_run
+from iwae_cli.tasks.finish import tracks_results
 from iwae_cli.tasks.job import user_facing
 
 
 @user_facing
+@tracks_results
 def eval_nll_task(cfg: DictConfig) -> dict:
     """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json.
 
@@ -24,7 +28,7 @@ def eval_nll_task(cfg: DictConfig) -> dict:
     spec = nll_spec(cfg, cfg.k, cfg.split, cfg.examples)
     prune = flag(cfg.get("prune_inactive", False), "prune_inactive")
     activity = activity_spec(cfg, cfg.active_units) if prune else None
-    run = load_named_run(cfg)
+    run = load_named_run(cfg, lambda run: nll_work(spec, run, cfg, prune))
     data = data_source(run.config.dataset.name, cfg)
     active = None
     if activity is not None:
@@ -42,11 +46,12 @@ def eval_nll_task(cfg: DictConfig) -> dict:
 
 
 @user_facing
+@tracks_results
 def active_units_task(cfg: DictConfig) -> list[int]:
     """Count active units per layer of a trained run and record them with every unit's A_u: the authors'
     one-sample estimate (active_units) and the paper's expectation over posterior_samples (active_units_expected)."""
     spec = activity_spec(cfg, cfg)
-    run = load_named_run(cfg)
+    run = load_named_run(cfg, lambda _: f"its active units on {spec.examples:,} training images")
     entries, _ = record_active_units(run.path, run.model, data_source(run.config.dataset.name, cfg), spec)
     code, paper = entries["active_units"], entries["active_units_expected"]
     print(
@@ -54,3 +59,12 @@ def active_units_task(cfg: DictConfig) -> list[int]:
         f"with E_q over {paper['posterior_samples']} samples: {paper['label']}"
     )
     return code["counts"]
+
+
+def nll_work(spec: NLLSpec, run: Run, cfg: DictConfig, prune: bool) -> str:
+    """What eval-nll is about to estimate on `run`: the split, k and the number of images (read from the data,
+    as `examples=null` means the whole split)."""
+    source = data_source(run.config.dataset.name, cfg)
+    n = len(load_split(source.name, source.data_dir, source.download, spec.split, spec.examples))
+    pruned = " with its inactive units pruned" if prune else ""
+    return f"its {spec.split} NLL{pruned} with k={spec.k} on {n:,} {spec.split} images"

@@ -1,10 +1,14 @@
 """What every training command does around a run's training: the record of a refused config, and a trained
-run's figures and (with evaluate=true) its evaluation."""
+run's figures, (with evaluate=true) its evaluation and its results in the trackers; and the results of the
+evaluation commands in the trackers."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -14,13 +18,24 @@ from iwae_cli.evaluation.spec import EvalSpec
 from iwae_cli.reports.plots import plot_learning_curve, plot_samples
 from iwae_cli.runs.atomic import atomic_write_text
 from iwae_cli.runs.lock import hold_run_dir
-from iwae_cli.runs.records import CONFIG_NAME, record_metrics, write_status
+from iwae_cli.runs.records import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    read_json,
+    record_metrics,
+    resolve_run_dir,
+    write_status,
+)
 from iwae_cli.specs.evaluation import eval_spec
 from iwae_cli.specs.run import run_summary
 from iwae_cli.specs.saved_run import load_run
+from iwae_cli.specs.tracking import tracking_spec
+from iwae_cli.tracking.record import figures
+from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def evaluation_of(cfg: DictConfig) -> EvalSpec | None:
@@ -29,14 +44,38 @@ def evaluation_of(cfg: DictConfig) -> EvalSpec | None:
 
 
 def finish_run(trainer: Trainer, evaluation: EvalSpec | None) -> None:
-    """A trained run's learning curve and samples, then its evaluation where asked."""
+    """A trained run's learning curve and samples, then its evaluation where asked; the trackers get what they
+    lack of its epochs (all of them where a tracker was turned on after training), its results and figures."""
     run_dir = trainer.run_dir
-    plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", f"{run_dir.name}")
-    plot_samples(trainer.model, run_dir / "samples.png", seed=trainer.spec.model.seed)
-    if evaluation is not None:
-        run = load_run(run_dir, trainer.spec.settings.device)
-        evaluate_finished_run(run_dir, run.model, run.metrics, evaluation)
+    with trainer.tracker as tracker:  # reopened here (the training closed it)
+        # first, so that an evaluation that fails marks the tracker runs failed
+        tracker.log_epochs(trainer.position.history, trainer.examples_per_epoch)
+        plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", f"{run_dir.name}")
+        plot_samples(trainer.model, run_dir / "samples.png", seed=trainer.spec.model.seed)
+        if evaluation is not None:
+            run = load_run(run_dir, trainer.spec.settings.device)
+            evaluate_finished_run(run_dir, run.model, run.metrics, evaluation)
+        tracker.finish(read_json(run_dir / METRICS_NAME), figures(run_dir))
     log.info("run directory: %s", run_dir)
+
+
+def tracks_results(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """An evaluation command (eval-nll, active-units) whose results also go to the trackers `logger` names:
+    the logger is checked before the task runs (a one-line error, under @user_facing), the run's results and
+    figures are logged after it, to the tracker runs its training used (or new ones, with its config)."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> T:
+        wanted = tracking_spec(cfg).enabled
+        result = task(cfg)
+        if wanted:
+            run_dir = resolve_run_dir(cfg.get("run"), cfg.output_root)  # the run the task evaluated
+            spec = tracking_spec(cfg, OmegaConf.load(run_dir / CONFIG_NAME))  # with the run's config
+            with RunTracker(spec, run_dir) as tracker:
+                tracker.finish(read_json(run_dir / METRICS_NAME), figures(run_dir))
+        return result
+
+    return wrapper
 
 
 def record_refusal(run_dir: Path, cfg: DictConfig, message: str) -> None:

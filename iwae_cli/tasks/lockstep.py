@@ -8,7 +8,6 @@ messages, and the member's own); the job's directory under <output_root>/groups 
 from __future__ import annotations
 
 import logging
-import shlex
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from iwae_cli.runs.lock import hold_run_dir
 from iwae_cli.specs.run import run_spec
 from iwae_cli.tasks.finish import evaluation_of, finish_run, record_refusal
 from iwae_cli.tasks.group_sweep import is_member_key
-from iwae_cli.tasks.job import CURRENT_RUN, run_log_handler
+from iwae_cli.tasks.job import CURRENT_RUN, command_line, run_log_handler
 from iwae_cli.training.lifecycle import check_resumable
 from iwae_cli.training.lockstep import train_lockstep
 from iwae_cli.training.spec import RunSpec
@@ -66,7 +65,7 @@ def group_resume_command(cfg: DictConfig) -> str:
             if value not in values[key]:
                 values[key].append(value)
     sweeps = [f"{key}={','.join(v)}" for key, v in values.items()]
-    return " ".join(["iwae", "train", "-m", *map(shlex.quote, [*shared_overrides(), *sweeps]), "group=true"])
+    return command_line("train", ["-m", *shared_overrides(), *sweeps, "group=true"])
 
 
 def train_group(cfg: DictConfig) -> list[str]:

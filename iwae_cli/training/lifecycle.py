@@ -1,5 +1,6 @@
 """A run directory's life around its training: one owner at a time, config.yaml, the metrics' "run" summary,
-status.json (running, interrupted, failed, done) and the training metrics at the end."""
+status.json (running, interrupted, failed, done), the trackers watching its epochs and the training metrics at
+the end."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from iwae_cli.runs.atomic import atomic_write_text
 from iwae_cli.runs.history import finite_or_none
 from iwae_cli.runs.lock import hold_run_dir
 from iwae_cli.runs.records import CONFIG_NAME, record_metrics, write_status
+from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.spec import RunSpec
 from iwae_cli.training.trainer import Trainer
 
@@ -71,13 +73,14 @@ def _train_locked(spec: RunSpec, run_dir: Path, parent_checkpoint: Path | None) 
     """run_training's work, once this process owns run_dir."""
     prepare_run_dir(spec, run_dir)
     try:
-        trainer = Trainer(spec, run_dir, parent_checkpoint)
-        if trainer.finished:
-            log.info("%s has finished its schedule; not training again", run_dir)
-            write_status(run_dir, "done")  # (it may have been stopped after its last step)
-            return trainer
-        write_status(run_dir, "running")
-        trainer.fit()
+        with RunTracker(spec.tracking, run_dir) as tracker:  # closed with the training; finish_run reopens it
+            trainer = Trainer(spec, run_dir, parent_checkpoint, tracker=tracker)
+            if trainer.finished:
+                log.info("%s has finished its schedule; not training again", run_dir)
+                write_status(run_dir, "done")  # (it may have been stopped after its last step)
+                return trainer
+            write_status(run_dir, "running")
+            trainer.fit()
     except Interrupted as e:
         write_status(run_dir, "interrupted", str(e))
         raise

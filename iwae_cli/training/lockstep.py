@@ -1,9 +1,9 @@
 """Training a group of runs in lockstep: the schedule's loop (schedule_loop.py) over a GroupStep.
 
 Every run of the group keeps what it has alone: its Trainer (model, optimiser, generator, position), run
-directory, config.yaml, checkpoint, train_log.csv, train.log and metrics; the group's stacked state is written
-back into the runs before each checkpoint and each validation. So evaluation, the tables, `iwae runs` and a
-resume see ordinary runs, and a run may be resumed alone or in another group.
+directory, config.yaml, checkpoint, train_log.csv, train.log, trackers and metrics; the group's stacked state
+is written back into the runs before each checkpoint and each validation. So evaluation, the tables, `iwae
+runs` and a resume see ordinary runs, and a run may be resumed alone or in another group.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from iwae_cli.errors import ConfigError, Interrupted, IwaeError, NumericalError,
 from iwae_cli.runs import checkpoint as ckpt
 from iwae_cli.runs.lock import hold_run_dir
 from iwae_cli.runs.records import write_status
+from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.compile import compiled_or_none
 from iwae_cli.training.lifecycle import check_resumable, prepare_run_dir, record_trained
 from iwae_cli.training.lockstep_step import GroupStep, Member
@@ -188,8 +189,9 @@ def train_lockstep(specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> tuple[
         finished, failures, pending = [], {}, []
         for spec, run_dir in zip(specs, run_dirs, strict=True):
             prepare_run_dir(spec, run_dir)
+            tracker = owned.enter_context(RunTracker(spec.tracking, run_dir))  # each run logs as its own
             try:
-                run = Trainer(spec, run_dir, data=shared(spec))
+                run = Trainer(spec, run_dir, data=shared(spec), tracker=tracker)
             except IwaeError as e:
                 failures[run_dir] = first_line(e)
                 write_status(run_dir, "failed", failures[run_dir])
@@ -212,8 +214,14 @@ def train_lockstep(specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> tuple[
                     for run in e.runs:
                         failures[run.run_dir] = first_line(e)
                         write_status(run.run_dir, "failed", failures[run.run_dir])
-                    # the others go back to their last checkpoints, to go on as they would have alone
-                    pending += [Trainer(r.spec, r.run_dir, data=shared(r.spec)) for r in group if r not in e.runs]
+                        run.tracker.close("FAILED")
+                    # the others go back to their last checkpoints, to go on as they would have alone (their
+                    # trackers skip the epochs they redo)
+                    pending += [
+                        Trainer(r.spec, r.run_dir, data=shared(r.spec), tracker=r.tracker)
+                        for r in group
+                        if r not in e.runs
+                    ]
                     continue
                 finished += trained
     return finished, failures

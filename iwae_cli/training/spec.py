@@ -14,6 +14,7 @@ import torch
 from iwae_cli.core.model import Architecture
 from iwae_cli.core.objectives import build_log_weight_bound, build_objective
 from iwae_cli.core.optim import OptimSpec
+from iwae_cli.tracking.spec import TrackingSpec
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ class RunSettings:
 @dataclass(frozen=True)
 class RunSpec:
     """Everything a training run needs, and what it records about itself: the fingerprint (FINGERPRINT_KEYS'
-    resolved values, matched against a checkpoint before resuming), config.yaml's text and metrics.json's
-    "run" entry."""
+    resolved values, matched against a checkpoint before resuming), config.yaml's text, metrics.json's "run"
+    entry, and the trackers that watch it (never part of the fingerprint: they only read the run)."""
 
     data: DataSpec
     schedule: Schedule
@@ -94,3 +95,4 @@ class RunSpec:
     fingerprint: dict[str, Any]
     config_yaml: str
     summary: dict[str, Any]
+    tracking: TrackingSpec

@@ -22,6 +22,8 @@ from iwae_cli.data.loading import load_dataset, training_pixel_means
 from iwae_cli.errors import ConfigError, NumericalError
 from iwae_cli.runs import checkpoint as ckpt
 from iwae_cli.runs.history import Position, write_history
+from iwae_cli.tracking.spec import TrackingSpec
+from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.compile import compiled_or_none
 from iwae_cli.training.schedule_loop import ScheduleLoop
 from iwae_cli.training.spec import RunSpec
@@ -69,7 +71,7 @@ def training_data(spec: RunSpec) -> TrainingData:
 class Trainer(ScheduleLoop):
     """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule
     (with the compiled step where the spec's `compile` asks for it). `data`: images to share with other runs
-    (training_data(spec) where None)."""
+    (training_data(spec) where None); `tracker`: the trackers each epoch is logged to (none where None)."""
 
     def __init__(
         self,
@@ -77,8 +79,10 @@ class Trainer(ScheduleLoop):
         run_dir: Path,
         parent_checkpoint: Path | None = None,
         data: TrainingData | None = None,
+        tracker: RunTracker | None = None,
     ):
         self.spec, self.run_dir = spec, run_dir
+        self.tracker = tracker or RunTracker(TrackingSpec(), run_dir)
         self.settings = spec.settings
         self.device = spec.settings.device
         configure_torch(spec.settings.threads)
@@ -171,8 +175,13 @@ class Trainer(ScheduleLoop):
     def set_learning_rate(self, lr: float) -> None:
         set_learning_rate(self.optimizer, lr)
 
+    @property
+    def examples_per_epoch(self) -> int:
+        return self.steps_per_epoch * self.batch_size
+
     def end_epoch(self) -> None:
-        """Validate on the fixed binarised validation set, log the epoch, record it in train_log.csv."""
+        """Validate on the fixed binarised validation set, log the epoch, record it in train_log.csv (and in
+        the trackers, which only read it)."""
         pos = self.position
         seed = self.spec.settings.validation_seed
         valid = (
@@ -209,5 +218,6 @@ class Trainer(ScheduleLoop):
             extra=self.log_extra,
         )
         write_history(self.run_dir, pos.history)
+        self.tracker.log_epochs(pos.history, self.examples_per_epoch)
         pos.epoch_in_stage += 1
         pos.step_in_epoch, pos.epoch_bound_sum, pos.epoch_examples = 0, 0.0, 0

@@ -53,9 +53,20 @@ def identity_overrides(cfg: DictConfig) -> list[str]:
     ]
 
 
+def tracking_overrides(cfg: DictConfig) -> list[str]:
+    """The table command's trackers and tags as it was given them (logger=..., logger.mlflow.tracking_uri=...,
+    +tags.note=...), and the tag naming the table: each run then names its cell (iwae_cli.specs.tracking)."""
+    if not cfg.get("logger"):
+        return []
+    hydra_cfg = HydraConfig.get()
+    keys = ("logger", "tags")
+    given = [o for o in hydra_cfg.overrides.task if o.lstrip("+~").split(".")[0].split("=")[0] in keys]
+    return [*given, f"++tags.table={hydra_cfg.job.config_name.replace('_', '-')}"]
+
+
 def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
     """What every job launched by a table command is told: evaluate as the profile says, quietly, with the
-    table's paths and `threads` CPU threads."""
+    table's paths, `threads` CPU threads and its trackers."""
     examples = cfg.profile.eval_examples
     return [
         "evaluate=true",
@@ -68,6 +79,7 @@ def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
         f"output_root={cfg.output_root}",
         "download=never",  # the table command fetched what it needs before launching
         *([f"data_dir={cfg.data_dir}"] if cfg.get("data_dir") else []),
+        *tracking_overrides(cfg),
     ]
 
 

@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 TABLE2_EXPERIMENTS = ((1, ("vae", 1), ("iwae", 50)), (2, ("iwae", 50), ("vae", 1)))
 
 
-def switch_command(cfg: DictConfig, parent: Path, objective: str, k: int, threads: int) -> list[str]:
-    """`iwae switch-objective` of one experiment; the child inherits the parent's protocol and loss scale."""
+def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, threads: int) -> list[str]:
+    """`iwae switch-objective` of one experiment; the child inherits the parent's protocol and loss scale.
+    Its trackers name its cell by both stages."""
+    objective, k = second
+    cell = f"mnist/L1-{first[0]}-k{first[1]} -> {objective}-k{k}"
     return [
         sys.executable,
         "-m",
@@ -49,6 +52,7 @@ def switch_command(cfg: DictConfig, parent: Path, objective: str, k: int, thread
         f"model={objective}",
         f"k={k}",
         *job_overrides(cfg, threads),
+        *([f"++tags.cell='{cell}'"] if cfg.get("logger") else []),
     ]
 
 
@@ -74,8 +78,8 @@ def table2_task(cfg: DictConfig) -> str:
     ready = parent_runs(cfg)
     threads = max(1, cpu_count() // max(1, len(ready)))
     commands = [
-        switch_command(cfg, ready[exp], second[0], second[1], threads)
-        for exp, _, second in TABLE2_EXPERIMENTS
+        switch_command(cfg, ready[exp], first, second, threads)
+        for exp, first, second in TABLE2_EXPERIMENTS
         if exp in ready
     ]
     if commands and any(code != 0 for code in run_parallel(commands)):

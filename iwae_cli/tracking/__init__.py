@@ -1,0 +1,1 @@
+"""Experiment trackers (TensorBoard, MLflow): optional integrations that watch runs and never stop one."""
