@@ -41,6 +41,11 @@ class NumericalError(IwaeError):
 
 
 class Interrupted(IwaeError):
-    """SIGINT/SIGTERM arrived; raised at a safe point after the state has been saved."""
+    """A stop signal arrived (SIGINT, SIGTERM, a scheduler's warning); raised at a safe point after the state has
+    been saved. `signum` says which, for the launcher's part (iwae_cli.tasks.requeue: requeue the job or not)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum

@@ -40,29 +40,52 @@ def configure_torch(threads: int | None) -> None:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the training loop checks it between steps, so a step is never cut in half."""
+    """Set by a stop signal (SIGINT, SIGTERM, and any added by also_stop_on); the training loop checks it between
+    steps, so a step is never cut in half. The last signal to arrive is the one recorded (a scheduler that sends
+    SIGTERM and then its own warning signal is answered as the warning asks)."""
 
     def __init__(self) -> None:
-        self.signal_name: str | None = None
+        self.signum: int | None = None
 
     def __bool__(self) -> bool:
-        return self.signal_name is not None
+        return self.signum is not None
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
 
     def raise_flag(self, signum: int) -> None:
         """Note that the signal `signum` arrived (a signal handler)."""
-        self.signal_name = signal.Signals(signum).name
+        self.signum = signum
+
+
+# The signals that stop training at a step boundary; also_stop_on adds a job scheduler's warning signal.
+_stop_signals: list[int] = [signal.SIGINT, signal.SIGTERM]
+
+
+@contextmanager
+def also_stop_on(signum: int) -> Iterator[None]:
+    """Within the block, `signum` also stops training cleanly (stop_on_signals): a scheduler's warning that the
+    job is about to end (submitit's SIGUSR2 before a SLURM time limit), whose own handler would otherwise exit
+    in the middle of a step and lose everything since the last checkpoint."""
+    _stop_signals.append(signum)
+    try:
+        yield
+    finally:
+        _stop_signals.remove(signum)
 
 
 @contextmanager
 def stop_on_signals() -> Iterator[StopFlag]:
-    """Within the block, SIGINT and SIGTERM set the yielded flag instead of killing the process."""
+    """Within the block, the stop signals (SIGINT, SIGTERM, and those of also_stop_on) set the yielded flag
+    instead of reaching their handlers; the handlers in place before are restored after it."""
     flag = StopFlag()
 
     def handler(signum, _frame):
         flag.raise_flag(signum)
 
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in dict.fromkeys(_stop_signals):
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread (e.g. some launchers): signals stay as they were

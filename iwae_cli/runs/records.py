@@ -1,7 +1,9 @@
 """Run directories: their status and metrics files, finding them, and the table `iwae runs` prints.
 
 A run directory holds `config.yaml` (the resolved configuration), `checkpoint.pt`, `train_log.csv`,
-`status.json` (running / interrupted / failed / done) and `metrics.json` (everything a table row needs).
+`status.json` (running / interrupted / requeued / failed / done; requeued: stopped with a checkpoint by a SLURM
+time limit or preemption, its job handed back to submitit to run again) and `metrics.json` (everything a table
+row needs).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def run_state(run_dir: Path) -> str:
-    """done, running, interrupted, failed or new; a 'running' run whose process is gone counts as interrupted."""
+    """done, running, interrupted, requeued, failed or new; a 'running' run whose process is gone counts as
+    interrupted."""
     status = read_json(run_dir / STATUS_NAME)
     state = status.get("state", "new")
     if state == "running" and status.get("host") == socket.gethostname() and not pid_alive(status.get("pid")):

@@ -22,6 +22,7 @@ from iwae_cli.specs.run import run_spec
 from iwae_cli.tasks.finish import evaluation_of, finish_run, record_refusal
 from iwae_cli.tasks.group_sweep import is_member_key
 from iwae_cli.tasks.job import CURRENT_RUN, command_line, run_log_handler
+from iwae_cli.tasks.requeue import requeue_when_stopped
 from iwae_cli.training.lifecycle import check_resumable
 from iwae_cli.training.lockstep import train_lockstep
 from iwae_cli.training.spec import RunSpec
@@ -93,7 +94,8 @@ def train_group(cfg: DictConfig) -> list[str]:
             handler = run_log_handler(run_dir / "train.log", own_records_only=True)
             stack.callback(handler.close)
             stack.callback(logging.getLogger().removeHandler, handler)
-        finished, failed = train_lockstep([spec for spec, _ in specs.values()], list(specs))
+        with requeue_when_stopped(list(specs)):  # under submitit a time limit requeues the whole group
+            finished, failed = train_lockstep([spec for spec, _ in specs.values()], list(specs))
         failures.update(failed)
         for trainer in finished:
             token = CURRENT_RUN.set(str(trainer.run_dir))

@@ -31,6 +31,7 @@ from iwae_cli.tasks.job import (
     user_facing,
 )
 from iwae_cli.tasks.lockstep import train_group
+from iwae_cli.tasks.requeue import requeue_when_stopped
 from iwae_cli.training.lifecycle import run_training
 
 SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")
@@ -53,7 +54,8 @@ def train_task(cfg: DictConfig) -> float | list[str] | None:
         else:
             _remove_if_only_hydra_files(run_dir)
         raise
-    with hold_run_dir(run_dir):  # one live process per run directory, evaluation included
+    # one live process per run directory, evaluation included; under submitit a time limit requeues the job
+    with hold_run_dir(run_dir), requeue_when_stopped([run_dir]):
         finish_run(run_training(spec, run_dir), evaluation)
     return metric.read(run_dir) if metric else None
 
@@ -144,7 +146,7 @@ def switch_objective_task(cfg: DictConfig) -> str:
     run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
     handler = run_log_handler(run_dir / "switch_objective.log")
     try:
-        with hold_run_dir(run_dir):
+        with hold_run_dir(run_dir), requeue_when_stopped([run_dir]):
             finish_run(run_training(spec, run_dir, parent_dir / CHECKPOINT_NAME), evaluation)
     finally:
         logging.getLogger().removeHandler(handler)

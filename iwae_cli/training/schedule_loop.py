@@ -1,6 +1,7 @@
 """The staged schedule's loop, shared by one run (trainer.Trainer) and a group of runs trained in lockstep
 (lockstep.GroupTrainer): stages of passes at their learning rates, a progress bar, checkpoints at each stage
-end, every `checkpoint_minutes` and on SIGINT/SIGTERM (then raising Interrupted).
+end, every `checkpoint_minutes` and on a stop signal (SIGINT, SIGTERM, or a scheduler's warning added by
+core.runtime.also_stop_on), then raising Interrupted.
 
 The runs of a loop stand at the same place in the schedule; each keeps its own Position (its bound sums and
 history differ). A step returns one bound sum per run.
@@ -98,7 +99,8 @@ class ScheduleLoop(ABC):
             if stop:  # arrived after the last step (during the final validation or save): still stop here
                 raise Interrupted(
                     f"stopped by {stop.signal_name} after training finished; checkpoint saved in "
-                    f"{self.where}. Resume with: {resume_hint}"
+                    f"{self.where}. Resume with: {resume_hint}",
+                    stop.signum,
                 )
         return pos
 
@@ -139,7 +141,8 @@ class ScheduleLoop(ABC):
                 if stop:
                     raise Interrupted(
                         f"stopped by {stop.signal_name} at stage {pos.stage + 1}, epoch {pos.epoch_in_stage + 1}, "
-                        f"step {step + 1}; checkpoint saved in {self.where}. Resume with: {self.settings.resume_hint}"
+                        f"step {step + 1}; checkpoint saved in {self.where}. Resume with: {self.settings.resume_hint}",
+                        stop.signum,
                     )
         self._bank(running, time.monotonic() - started)
         return last_save

@@ -31,6 +31,7 @@ from iwae_cli.training.step import CompiledStep, train_step
 
 log = logging.getLogger(__name__)
 
+
 @torch.no_grad()
 def mean_bound(
     model: IWAEModel, objective, x_binary: torch.Tensor, k: int, seed: int, batch_size: int
@@ -124,11 +125,15 @@ class Trainer(ScheduleLoop):
             # generator states are CPU byte tensors, even a CUDA generator's
             self.generator.set_state(state["generator"].cpu())
             self.positions = [Position(**state["position"])]
+            pos = self.position
+            # numbered as the stop message numbers the step it stopped after, so the two lines can be matched
             log.info(
-                "resuming %s at stage %d, pass %d",
+                "resuming %s at stage %d, epoch %d, step %d (%d passes done)",
                 self.run_dir,
-                self.position.stage,
-                self.position.passes_done,
+                pos.stage + 1,
+                pos.epoch_in_stage + 1,
+                pos.step_in_epoch,
+                pos.passes_done,
                 extra=self.log_extra,
             )
         elif parent_checkpoint is not None:

@@ -53,8 +53,8 @@ def bound_columns(run_dir: Path) -> list[tuple[str, ...]]:
         return [tuple(row[c] for c in columns) for row in csv.DictReader(f)]
 
 
-def assert_same_run(resumed: Path, reference: Path) -> None:
-    """Bit-identical parameters, optimiser state and generator; identical per-epoch bounds."""
+def assert_same_run(resumed: Path, reference: Path, passes: int = 2) -> None:
+    """Bit-identical parameters, optimiser state and generator; identical per-epoch bounds; `passes` done."""
     a, b = load_checkpoint(resumed), load_checkpoint(reference)
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
@@ -65,9 +65,9 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
         for name, value in state_a[index].items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[index][name])), (index, name)
     assert torch.equal(a["generator"], b["generator"])
-    assert a["position"]["passes_done"] == b["position"]["passes_done"] == 2
+    assert a["position"]["passes_done"] == b["position"]["passes_done"] == passes
     assert bound_columns(resumed) == bound_columns(reference)
-    assert len(bound_columns(resumed)) == 2
+    assert len(bound_columns(resumed)) == passes
     keys = ("final_train_bound", "final_valid_bound", "passes_done")
     train_a, train_b = (read_json(d / "metrics.json")["train"] for d in (resumed, reference))
     assert [train_a[k] for k in keys] == [train_b[k] for k in keys]
