@@ -1,5 +1,5 @@
-"""`iwae eval-nll` and `iwae active-units`: a trained run (the one `run=` names, else the latest) evaluated and
-the result recorded in its metrics.json."""
+"""`iwae eval-nll` and `iwae active-units`: a trained run (the one `run=` names, else the latest) evaluated, the
+result recorded in its metrics.json and given to the trackers `logger` names."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from iwae_cli.evaluation.spec import NLLSpec
 from iwae_cli.specs.checks import flag
 from iwae_cli.specs.evaluation import activity_spec, data_source, nll_spec
 from iwae_cli.specs.saved_run import Run, load_named_run
-from iwae_cli.tasks.finish import tracks_results
+from iwae_cli.specs.tracking import tracking_spec
+from iwae_cli.tasks.finish import track_results
 from iwae_cli.tasks.job import user_facing
 
 
 @user_facing
-@tracks_results
 def eval_nll_task(cfg: DictConfig) -> dict:
     """Estimate the NLL of a trained run (default: the latest) and record it in its metrics.json.
 
@@ -26,6 +26,7 @@ def eval_nll_task(cfg: DictConfig) -> dict:
     recorded active_units (computed and recorded first if missing), recorded as `<split>_nll_pruned`.
     """
     spec = nll_spec(cfg, cfg.k, cfg.split, cfg.examples)
+    tracking_spec(cfg)  # the logger checked (one line) before the run is read
     prune = flag(cfg.get("prune_inactive", False), "prune_inactive")
     activity = activity_spec(cfg, cfg.active_units) if prune else None
     run = load_named_run(cfg, lambda run: nll_work(spec, run, cfg, prune))
@@ -42,15 +43,16 @@ def eval_nll_task(cfg: DictConfig) -> dict:
         f"{run.path}: {spec.split} NLL{pruned} = {estimate.nll:.2f} ± {estimate.standard_error:.2f} nats "
         f"(k={estimate.k}, n={estimate.n})"
     )
+    track_results(cfg, run)
     return estimate.as_dict()
 
 
 @user_facing
-@tracks_results
 def active_units_task(cfg: DictConfig) -> list[int]:
     """Count active units per layer of a trained run and record them with every unit's A_u: the authors'
     one-sample estimate (active_units) and the paper's expectation over posterior_samples (active_units_expected)."""
     spec = activity_spec(cfg, cfg)
+    tracking_spec(cfg)  # the logger checked (one line) before the run is read
     run = load_named_run(cfg, lambda _: f"its active units on {spec.examples:,} training images")
     entries, _ = record_active_units(run.path, run.model, data_source(run.config.dataset.name, cfg), spec)
     code, paper = entries["active_units"], entries["active_units_expected"]
@@ -58,6 +60,7 @@ def active_units_task(cfg: DictConfig) -> list[int]:
         f"{run.path}: active units {code['label']} ({code['rule']}; histogram in active_units.png); "
         f"with E_q over {paper['posterior_samples']} samples: {paper['label']}"
     )
+    track_results(cfg, run)
     return code["counts"]
 
 

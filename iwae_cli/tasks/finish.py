@@ -4,11 +4,8 @@ evaluation commands in the trackers."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -23,19 +20,17 @@ from iwae_cli.runs.records import (
     METRICS_NAME,
     read_json,
     record_metrics,
-    resolve_run_dir,
     write_status,
 )
 from iwae_cli.specs.evaluation import eval_spec
 from iwae_cli.specs.run import run_summary
-from iwae_cli.specs.saved_run import load_run
+from iwae_cli.specs.saved_run import Run, load_run
 from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.tracking.record import figures
 from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def evaluation_of(cfg: DictConfig) -> EvalSpec | None:
@@ -59,23 +54,13 @@ def finish_run(trainer: Trainer, evaluation: EvalSpec | None) -> None:
     log.info("run directory: %s", run_dir)
 
 
-def tracks_results(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
-    """An evaluation command (eval-nll, active-units) whose results also go to the trackers `logger` names:
-    the logger is checked before the task runs (a one-line error, under @user_facing), the run's results and
-    figures are logged after it, to the tracker runs its training used (or new ones, with its config)."""
-
-    @functools.wraps(task)
-    def wrapper(cfg: DictConfig) -> T:
-        wanted = tracking_spec(cfg).enabled
-        result = task(cfg)
-        if wanted:
-            run_dir = resolve_run_dir(cfg.get("run"), cfg.output_root)  # the run the task evaluated
-            spec = tracking_spec(cfg, OmegaConf.load(run_dir / CONFIG_NAME))  # with the run's config
-            with RunTracker(spec, run_dir) as tracker:
-                tracker.finish(read_json(run_dir / METRICS_NAME), figures(run_dir))
-        return result
-
-    return wrapper
+def track_results(cfg: DictConfig, run: Run) -> None:
+    """An evaluation command's results (eval-nll, active-units) also in the trackers `logger` names: the run's
+    results and figures, to the tracker runs its training used (or new ones, with its config)."""
+    spec = tracking_spec(cfg, run.config)
+    if spec.enabled:
+        with RunTracker(spec, run.path) as tracker:
+            tracker.finish(read_json(run.path / METRICS_NAME), figures(run.path))
 
 
 def record_refusal(run_dir: Path, cfg: DictConfig, message: str) -> None:

@@ -10,9 +10,10 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from iwae_cli.core.activity import AU_ENTRIES
+
 FIGURES = ("learning_curve.png", "samples.png", "active_units.png")
 SPLITS = ("test", "valid", "train")
-AU_ENTRIES = ("active_units", "active_units_expected")
 # the metrics TensorBoard's HParams table shows beside each run's hyperparameters
 SUMMARY_METRICS = ("train/bound", "valid/bound", "test/nll", "test/nll_pruned", "active_units/total")
 
