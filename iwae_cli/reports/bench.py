@@ -101,23 +101,26 @@ def timed(fn: Callable[[], Any], device: torch.device, min_seconds: float, warmu
 
 
 def matmul_ceiling(
-    shapes: list[tuple[int, int, int]], device: torch.device, training: bool, min_seconds: float
+    shapes: list[tuple[int, int, int]], device: torch.device, training: bool, min_seconds: float, group: int = 1
 ) -> float:
-    """FLOP/s of this machine on exactly the products of one step (forward, and for training both backward ones)."""
+    """FLOP/s of this machine on exactly the products of one step (forward, and for training both backward ones).
+    group > 1: the batched products a lockstep group of that many models runs (vmap turns each layer's product
+    into one bmm over the stacked models), whose rate differs from `group` separate products."""
     products = []
     for rows, n_in, n_out in shapes:
-        x, w = torch.randn(rows, n_in, device=device), torch.randn(n_in, n_out, device=device)
-        g = torch.randn(rows, n_out, device=device)
+        stack = (group,) if group > 1 else ()  # matmul: mm for one model, bmm for a stack
+        x, w = torch.randn(*stack, rows, n_in, device=device), torch.randn(*stack, n_in, n_out, device=device)
+        g = torch.randn(*stack, rows, n_out, device=device)
         products.append((x, w, g))
 
     def step():
         for x, w, g in products:
-            torch.mm(x, w)
+            torch.matmul(x, w)
             if training:
-                torch.mm(g, w.t())
-                torch.mm(x.t(), g)
+                torch.matmul(g, w.transpose(-1, -2))
+                torch.matmul(x.transpose(-1, -2), g)
 
-    flops = forward_flops(shapes) * (3 if training else 1)
+    flops = forward_flops(shapes) * group * (3 if training else 1)
     return flops / timed(step, device, min_seconds)
 
 
@@ -216,8 +219,7 @@ def bench_group(
         )
         step = GroupStep(members, PAPER_ADAM, 1e-3, k, batch, compiled=False)
     seconds = timed(lambda: step(x), device, min_seconds)
-    ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds)
-    # (the ceiling is one model's products: batched ones over several models may exceed it)
+    ceiling = matmul_ceiling(shapes, device, training=True, min_seconds=min_seconds, group=size)
     return row(f"train group x{size}", layers, k, batch, seconds / size * 1e3, flops / seconds, ceiling)
 
 
