@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,10 +165,25 @@ def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_data_dir:
     return root
 
 
+@contextmanager
+def hydra_log_files_dropped() -> Iterator[None]:
+    """On exit, remove the log files Hydra's in-process commands attached to the root logger (a run's train.log):
+    a later test's log records must not go there, nor fail to, where a refused config removed the directory."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler) and h not in before]:
+            root.removeHandler(handler)
+            handler.close()
+
+
 @pytest.fixture
-def iwae_cli(output_root: Path) -> IwaeCli:
+def iwae_cli(output_root: Path) -> Iterator[IwaeCli]:
     """`iwae_cli("train", "schedule=smoke")` runs the CLI in-process; see :class:`IwaeCli`."""
-    return IwaeCli(output_root)
+    with hydra_log_files_dropped():
+        yield IwaeCli(output_root)
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +194,8 @@ def smoke_run_template(tmp_path_factory: pytest.TempPathFactory, mnist_data_dir:
         mp.setenv("IWAE_DATA_DIR", str(mnist_data_dir))
         mp.setenv("IWAE_OUTPUT_ROOT", str(root / "out"))
         mp.chdir(root)
-        IwaeCli(root / "out")("train", "schedule=smoke", "k=5", "progress=false")
+        with hydra_log_files_dropped():
+            IwaeCli(root / "out")("train", "schedule=smoke", "k=5", "progress=false")
     return root / "out" / "runs" / SMOKE_RUN
 
 

@@ -20,6 +20,7 @@ from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
 from iwae_cli.runs.checkpoint import FINGERPRINT_KEYS
 from iwae_cli.specs.checks import number, progress_setting, whole_number
+from iwae_cli.specs.schedule_label import schedule_label
 from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSettings, RunSpec, Schedule
 
@@ -142,7 +143,7 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
         "objective": cfg.model.name,
         "k": int(cfg.k),
         "seed": int(cfg.seed),
-        "schedule": cfg.schedule.name,
+        "schedule": schedule_label(cfg.schedule),  # the name its run directory has
         "optim": cfg.optim.name,
         "protocol": (cfg.get("protocol") or {}).get("name", "text"),
         "loss_reduction": cfg.get("loss_reduction", "sum"),

@@ -85,8 +85,9 @@ def grouped_arguments(args: list[str]) -> list[str]:
     return [a for a in rest if a not in member_args] + [
         f"group_members={encoded}",
         "hydra.sweep.dir=${output_root}/groups",
-        "hydra.sweep.subdir=${dataset.name}/L${hydra:runtime.choices.layers}-k${k}/"
-        f"${{schedule.name}}-${{protocol.name}}-${{optim.name}}-${{loss_reduction}}-{digest}",
+        # quoted: Hydra's override grammar takes a resolver with a nested interpolation only in quotes
+        "hydra.sweep.subdir='${dataset.name}/L${hydra:runtime.choices.layers}-k${k}/"
+        f"${{iwae_schedule:${{schedule}}}}-${{protocol.name}}-${{optim.name}}-${{loss_reduction}}-{digest}'",
     ]
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.run_checks import background_iwae, load_checkpoint, read_json, run_iwae
+from tests.helpers.run_checks import (
+    background_iwae,
+    load_checkpoint,
+    read_json,
+    run_iwae,
+    schedule_name,
+    schedule_overrides,
+)
 
 HAS_CUDA = torch.cuda.is_available()
 SMOKE = ("schedule=smoke", "progress=false")
@@ -78,14 +85,16 @@ def test_eval_nll_on_cuda_matches_the_cpu(iwae_cli) -> None:
 
 
 # 2 x 200 steps, a checkpoint every ~0.2 s: stopped in the middle with SIGTERM
+LONG_SCHEDULE = {"train_examples": 4000}
 LONG = (
     "train",
     "schedule=smoke",
-    "schedule.train_examples=4000",
+    *schedule_overrides(**LONG_SCHEDULE),
     "checkpoint_minutes=0.0035",
     "progress=false",
     "compile=false",
 )
+LONG_RUN = f"mnist/L1-iwae-k5/{schedule_name('smoke', **LONG_SCHEDULE)}-text-paper-sum-seed0"
 
 
 @pytest.mark.cuda
@@ -94,7 +103,7 @@ LONG = (
 def test_a_checkpoint_written_on_one_device_resumes_on_the_other(
     iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path, first: str, then: str
 ) -> None:
-    run = output_root / "runs" / RUN
+    run = output_root / "runs" / LONG_RUN
     process = background_iwae(iwae_script, (*LONG, f"device={first}"), cli_env, tmp_path / "first")
     process.wait_for(lambda: (run / "checkpoint.pt").exists(), "the first checkpoint")
     process.popen.send_signal(signal.SIGTERM)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.background import kill_leftovers
-from tests.helpers.run_checks import background_iwae, read_json, run_iwae
+from tests.helpers.run_checks import background_iwae, read_json, run_iwae, schedule_name, schedule_overrides
 
 # 2 x 200 steps, a checkpoint every ~0.2 s: long enough to be stopped mid-way
-LONG = ("schedule=smoke", "schedule.train_examples=4000", "checkpoint_minutes=0.0035", "progress=false",
+SCHEDULE = {"train_examples": 4000}
+LONG = ("schedule=smoke", *schedule_overrides(**SCHEDULE), "checkpoint_minutes=0.0035", "progress=false",
         "threads=1", "compile=false")
-RUN = "mnist/L1-{model}-k5/smoke-text-paper-sum-seed0"
+RUN = "mnist/L1-{model}-k5/" + schedule_name("smoke", **SCHEDULE) + "-text-paper-sum-seed0"  # LONG's run
 
 
 @pytest.fixture(autouse=True)

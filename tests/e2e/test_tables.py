@@ -159,6 +159,15 @@ def test_table_extra_compares_with_iwae_over_seeds(env):
     assert math.isfinite(df.loc["dreg", "vs_baseline"]) and df.loc["dreg", "vs_baseline_se"] > 0
     assert df.loc["dreg", "vs_baseline_seed_se"] >= 0
     assert df.loc["dreg", "verdict"] in ("within noise", "better than iwae", "worse than iwae")
+    # each seed's own NLL and units, in seed order, read back from its run
+    for objective in ("iwae", "dreg"):
+        runs = [Path(p) for p in df.loc[objective, "run_dir"].split(";")]
+        metrics = [json.loads((r / "metrics.json").read_text()) for r in runs]
+        assert [m["run"]["seed"] for m in metrics] == [0, 1]
+        assert df.loc[objective, "nll_per_seed"] == "/".join(f"{m['test_nll']['nll']:.2f}" for m in metrics)
+        assert df.loc[objective, "units"] == "/".join(m["active_units"]["label"] for m in metrics)
+    markdown = (Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table_extra.md").read_text()
+    assert f"| {df.loc['dreg', 'nll_per_seed']} |" in markdown
 
 
 def test_grad_snr_writes_csv_and_plot(table1, env):

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
+from iwae_cli.specs.schedule_label import schedule_label, shipped_schedule
 from tests.helpers.background import Background
 
 
@@ -37,6 +39,30 @@ def run_iwae(script: Path, args, env: dict[str, str], logs: Path) -> Background:
     process = background_iwae(script, tuple(args), env, logs)
     process.succeed()
     return process
+
+
+def override_value(value) -> str:
+    """`value` as a Hydra command line writes it (lists as `[a,b]`, floats exactly, None as null)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def schedule_overrides(**changes) -> tuple[str, ...]:
+    """The command line's `schedule.<key>=<value>` overrides that make `changes`, e.g. passes=[2]."""
+    return tuple(f"schedule.{key}={override_value(value)}" for key, value in changes.items())
+
+
+def schedule_name(base: str = "smoke", **changes) -> str:
+    """The schedule part of a run directory's name: the shipped schedule `base` with `changes` (as a command
+    line's schedule.<key>=... overrides give them: `schedule_overrides(**changes)`)."""
+    shipped = shipped_schedule(base)
+    assert shipped is not None, f"no schedule {base} ships with iwae"
+    return schedule_label(OmegaConf.create({**shipped, **changes}))
 
 
 def load_checkpoint(run_dir: Path) -> dict:

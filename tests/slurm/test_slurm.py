@@ -22,7 +22,7 @@ import pytest
 from iwae_cli.runs.checkpoint import CHECKPOINT_NAME
 from iwae_cli.runs.records import describe_runs
 from tests.helpers.background import Background, kill_leftovers
-from tests.helpers.run_checks import assert_same_run
+from tests.helpers.run_checks import assert_same_run, schedule_name, schedule_overrides
 from tests.slurm.conftest import Cluster, finish, iwae_process, submitted_jobs
 
 pytestmark = pytest.mark.slurm
@@ -32,24 +32,23 @@ SLURM = ("hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=1")
 QUIET = ("threads=1", "compile=false", "progress=false", "checkpoint_minutes=60")  # no periodic checkpoint
 # 4,000 steps at k=50: 50-110 s of training (idle to loaded), more than two 1-minute jobs can hold once SLURM's
 # warning (USR2 22 s before the limit, give or take SLURM's 30 s check) and startup are taken off
-LONG_CELL = (
-    "schedule=smoke",
-    "model=iwae",
-    "k=50",
-    "schedule.train_examples=4000",
-    "schedule.passes=[10,10]",
-)
-LONG_RUN = "mnist/L1-iwae-k50/smoke-text-paper-sum-seed0"
+LONG_SCHEDULE = {"train_examples": 4000, "passes": [10, 10]}
+LONG_CELL = ("schedule=smoke", "model=iwae", "k=50", *schedule_overrides(**LONG_SCHEDULE))
+LONG_RUN = f"mnist/L1-iwae-k50/{schedule_name('smoke', **LONG_SCHEDULE)}-text-paper-sum-seed0"
 TIME_LIMIT = (
     "hydra.launcher.timeout_min=1",
     "hydra.launcher.signal_delay_s=22",
     "hydra.launcher.max_num_timeout=30",
 )
 # 800 steps at k=5: a few seconds of training, stopped after its first pass
-SHORT_CELL = ("schedule=smoke", "model=iwae", "k=5", "schedule.train_examples=2000", "schedule.passes=[4,4]")
-SHORT_RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"
-GROUP = ("schedule=smoke", "model=vae,iwae", "k=5", "schedule.train_examples=2000", "schedule.passes=[4,4]")
-GROUP_RUNS = ("mnist/L1-vae-k5/smoke-text-paper-sum-seed0", "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0")
+SHORT_SCHEDULE = {"train_examples": 2000, "passes": [4, 4]}
+SHORT_CELL = ("schedule=smoke", "model=iwae", "k=5", *schedule_overrides(**SHORT_SCHEDULE))
+SHORT_RUN = f"mnist/L1-iwae-k5/{schedule_name('smoke', **SHORT_SCHEDULE)}-text-paper-sum-seed0"
+GROUP = ("schedule=smoke", "model=vae,iwae", "k=5", *schedule_overrides(**SHORT_SCHEDULE))
+GROUP_RUNS = tuple(
+    f"mnist/L1-{model}-k5/{schedule_name('smoke', **SHORT_SCHEDULE)}-text-paper-sum-seed0"
+    for model in ("vae", "iwae")
+)
 
 STOP = re.compile(r"stopped by (SIG\w+) at stage (\d+), epoch (\d+), step (\d+)")
 RESUME = re.compile(r"resuming (\S+) at stage (\d+), epoch (\d+), step (\d+)")

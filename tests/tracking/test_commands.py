@@ -15,7 +15,13 @@ from iwae_cli.runs.records import read_json
 from iwae_cli.tracking.tracker import STATE_NAME, source_commit
 from tests.conftest import SMOKE_RUN
 from tests.helpers.background import kill_leftovers
-from tests.helpers.run_checks import assert_same_run, background_iwae, run_iwae
+from tests.helpers.run_checks import (
+    assert_same_run,
+    background_iwae,
+    run_iwae,
+    schedule_name,
+    schedule_overrides,
+)
 from tests.tracking.readback import hparams, image_steps, metric_steps, mlflow_client, mlflow_runs, scalars
 
 SMOKE = ("train", "schedule=smoke", "k=5", "progress=false")  # as the session's smoke_run_template
@@ -105,21 +111,21 @@ def test_a_tracked_run_logs_its_epochs_results_config_tags_and_figures(iwae_cli,
 
 # one stage of two 400-step epochs, checkpointed only at its end: killed in epoch 2, the run resumes from nothing
 # and redoes epoch 1, which the trackers already hold
+KILLED_SCHEDULE = {"train_examples": 8000, "passes": [2], "learning_rates": [1e-3]}
 KILLED_ARGS = (
     *SMOKE,
-    "schedule.train_examples=8000",
-    "schedule.passes=[2]",
-    "schedule.learning_rates=[1e-3]",
+    *schedule_overrides(**KILLED_SCHEDULE),
     "checkpoint_minutes=60",
     "threads=1",
     "logger=many",
 )
+KILLED_RUN = f"mnist/L1-iwae-k5/{schedule_name('smoke', **KILLED_SCHEDULE)}-text-paper-sum-seed0"
 
 
 def test_a_killed_run_resumes_its_tracker_runs_and_logs_no_epoch_twice(
     iwae_script: Path, cli_env: dict[str, str], output_root: Path, tmp_path: Path
 ) -> None:
-    run_dir = output_root / "runs" / SMOKE_RUN
+    run_dir = output_root / "runs" / KILLED_RUN
     store = f"sqlite:///{output_root / 'mlflow.db'}"
 
     def first_epoch_tracked() -> bool:

@@ -30,6 +30,8 @@ from tests.helpers.run_checks import (
     load_checkpoint,
     read_json,
     run_iwae,
+    schedule_name,
+    schedule_overrides,
 )
 
 # 2 stages x 10 steps on 200 images
@@ -148,19 +150,23 @@ def test_a_run_that_turns_non_finite_fails_alone(
 # --------------------------------------------------------------------------------- through the real CLI
 
 # two cells (vae, iwae) of one shape, 2 x 200 steps, a checkpoint every ~0.2 s
+GROUP_SCHEDULE = {"train_examples": 4000}
 GROUP_ARGS = (
     "train",
     "-m",
     "model=vae,iwae",
     "group=true",
     "schedule=smoke",
-    "schedule.train_examples=4000",
+    *schedule_overrides(**GROUP_SCHEDULE),
     "checkpoint_minutes=0.0035",
     "progress=false",
     "threads=1",
     "compile=false",
 )
-CELLS = ("mnist/L1-vae-k5/smoke-text-paper-sum-seed0", "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0")
+CELLS = tuple(
+    f"mnist/L1-{model}-k5/{schedule_name('smoke', **GROUP_SCHEDULE)}-text-paper-sum-seed0"
+    for model in ("vae", "iwae")
+)
 
 
 def test_a_group_killed_with_sigkill_resumes_to_the_uninterrupted_group(
@@ -204,13 +210,14 @@ def test_a_stopped_group_says_the_sweep_that_resumes_it(
 
 
 def test_a_grouped_sweep_leaves_ordinary_runs(iwae_cli, output_root: Path) -> None:
+    schedule = {"train_examples": 100}
     args = (
         "train",
         "-m",
         "model=vae,iwae",
         "seed=0,1",
         "schedule=smoke",
-        "schedule.train_examples=100",
+        *schedule_overrides(**schedule),
         "progress=false",
         "compile=false",
     )
@@ -219,9 +226,10 @@ def test_a_grouped_sweep_leaves_ordinary_runs(iwae_cli, output_root: Path) -> No
     assert listing.count(" done ") == 4, listing
     groups = list((output_root / "groups").glob("mnist/L1-k5/*/train.log"))
     assert len(groups) == 1  # one job: the group's log and Hydra's files are there, not among the runs
+    label = schedule_name("smoke", **schedule)
     for model in ("vae", "iwae"):
         for seed in (0, 1):
-            run = output_root / "runs" / f"mnist/L1-{model}-k5/smoke-text-paper-sum-seed{seed}"
+            run = output_root / "runs" / f"mnist/L1-{model}-k5/{label}-text-paper-sum-seed{seed}"
             log = (run / "train.log").read_text()
             assert log.count("train bound") == 2  # its own two epochs, not the other runs'
             assert "training 4 runs in lockstep" in log
@@ -295,7 +303,7 @@ def test_a_grouped_sweep_moves_objectives_and_seeds_into_members() -> None:
     )
     assert out[3] == f"group_members={members}"
     assert out[4] == "hydra.sweep.dir=${output_root}/groups"
-    assert out[5].startswith("hydra.sweep.subdir=${dataset.name}/L${hydra:runtime.choices.layers}-k${k}/")
+    assert out[5].startswith("hydra.sweep.subdir='${dataset.name}/L${hydra:runtime.choices.layers}-k${k}/${iwae_schedule:${schedule}}-")
     # nothing to group: a single run, group=false, one member, or (here, without CUDA) group=auto
     assert grouped_arguments(["model=vae", "seed=1", "group=true"]) == ["model=vae", "seed=1"]
     assert grouped_arguments(["-m", "model=vae,iwae", "group=false"]) == ["-m", "model=vae,iwae"]

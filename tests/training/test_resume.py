@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SMOKE_RUN
 from tests.helpers.background import kill_leftovers
 from tests.helpers.run_checks import (
     assert_same_run,
@@ -19,13 +20,15 @@ from tests.helpers.run_checks import (
     load_checkpoint,
     read_json,
     run_iwae,
+    schedule_name,
+    schedule_overrides,
 )
 
 # 2 x 200 steps, a checkpoint every ~0.2 s: long enough to be killed mid-way, a few seconds in all
-TRAIN_ARGS = ("train", "schedule=smoke", "schedule.train_examples=4000", "schedule.passes=[1,1]",
-              "schedule.learning_rates=[1e-3,5e-4]", "checkpoint_minutes=0.0035", "progress=false",
-              "threads=1")
-RUN = "mnist/L1-iwae-k5/smoke-text-paper-sum-seed0"
+SCHEDULE = {"train_examples": 4000, "passes": [1, 1], "learning_rates": [1e-3, 5e-4]}
+TRAIN_ARGS = ("train", "schedule=smoke", *schedule_overrides(**SCHEDULE), "checkpoint_minutes=0.0035",
+              "progress=false", "threads=1")
+RUN = f"mnist/L1-iwae-k5/{schedule_name('smoke', **SCHEDULE)}-text-paper-sum-seed0"  # TRAIN_ARGS's run
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +157,7 @@ def test_killed_while_evaluating_then_rerun_gives_the_same_metrics(
             "eval.examples=200")
     reference_env = environment(mnist_data_dir, tmp_path / "ref")
     reference = background_iwae(iwae_script, args, reference_env, tmp_path / "ref-logs")
-    run_dir = output_root / "runs" / RUN
+    run_dir = output_root / "runs" / SMOKE_RUN
     process = background_iwae(iwae_script, args, cli_env, tmp_path / "first")
     # samples.png is written after training, just before the evaluation starts
     process.wait_for(lambda: (run_dir / "samples.png").exists(), "the evaluation")
@@ -170,7 +173,7 @@ def test_killed_while_evaluating_then_rerun_gives_the_same_metrics(
 
     run_iwae(iwae_script, args, cli_env, tmp_path / "again")
     reference.succeed()
-    ref_dir = tmp_path / "ref" / "runs" / RUN
+    ref_dir = tmp_path / "ref" / "runs" / SMOKE_RUN
     ours, theirs = read_json(run_dir / "metrics.json"), read_json(ref_dir / "metrics.json")
     assert ours["test_nll"] == theirs["test_nll"]
     assert ours["test_nll"]["k"] == 500 and ours["test_nll"]["n"] == 200

@@ -15,6 +15,7 @@ import iwae_cli.training.trainer as train_module
 from iwae_cli.core.objective_registry import OBJECTIVES
 from iwae_cli.core.objectives import Estimate
 from iwae_cli.runs.history import HISTORY_COLUMNS
+from tests.helpers.run_checks import schedule_name, schedule_overrides
 
 SMOKE = ("schedule=smoke", "progress=false")
 
@@ -150,8 +151,9 @@ def test_a_refused_resume_leaves_the_run_description_alone(iwae_cli, smoke_run: 
 
 
 def test_schedule_overrides_change_the_passes(iwae_cli) -> None:
-    iwae_cli("train", *SMOKE, "schedule.passes=[1]", "schedule.learning_rates=[2e-3]")
-    run = iwae_cli.run_dir()
+    schedule = {"passes": [1], "learning_rates": [2e-3]}
+    iwae_cli("train", *SMOKE, *schedule_overrides(**schedule))
+    run = iwae_cli.run_dir(f"mnist/L1-iwae-k5/{schedule_name('smoke', **schedule)}-text-paper-sum-seed0")
     assert_done(run, passes=1)
     assert float(read_log(run)[0]["learning_rate"]) == 2e-3
     assert load_checkpoint(run)["config"]["schedule"]["passes"] == [1]
@@ -240,11 +242,12 @@ def test_a_non_finite_loss_stops_with_the_position_and_keeps_the_good_checkpoint
 
 
 def test_a_huge_learning_rate_blows_up_cleanly(iwae_cli) -> None:
-    result = iwae_cli("train", *SMOKE, "schedule.learning_rates=[1e-3,1e30]", ok=False)
+    schedule = {"learning_rates": [1e-3, 1e30]}
+    result = iwae_cli("train", *SMOKE, *schedule_overrides(**schedule), ok=False)
     assert result.exit_code == 3
     line = one_error_line(result)
     assert "non-finite loss or gradient at stage 2, epoch 1, step" in line
-    run = iwae_cli.run_dir()
+    run = iwae_cli.run_dir(f"mnist/L1-iwae-k5/{schedule_name('smoke', **schedule)}-text-paper-sum-seed0")
     state = load_checkpoint(run)  # the stage-1 checkpoint, never one with the blown-up parameters
     assert state["position"]["stage"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -274,9 +277,9 @@ def test_protocol_code_sets_every_difference_from_the_text(iwae_cli) -> None:
 
 
 def test_protocol_code_rounds_the_rates_holds_out_and_names_its_run(iwae_cli) -> None:
-    rates = "schedule.learning_rates=[7.196856730011521e-4,1.389495494373138e-4]"
-    iwae_cli("train", *SMOKE, "protocol=code", rates)
-    run = iwae_cli.run_dir("mnist/L1-iwae-k5/smoke-code-original_code-sum-seed0")
+    rates = {"learning_rates": [7.196856730011521e-4, 1.389495494373138e-4]}
+    iwae_cli("train", *SMOKE, "protocol=code", *schedule_overrides(**rates))
+    run = iwae_cli.run_dir(f"mnist/L1-iwae-k5/{schedule_name('smoke', **rates)}-code-original_code-sum-seed0")
     log = assert_finite_log(run, 2)  # with a validation bound: the code holds images out
     assert [float(r["learning_rate"]) for r in log] == [7.2e-4, 1.4e-4]
     summary = read_json(run / "metrics.json")["run"]

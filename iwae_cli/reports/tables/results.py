@@ -104,7 +104,9 @@ def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float, i
 
 def cell_summary(runs: list[Path]) -> dict[str, Any]:
     """NLL (mean over seeds), its standard error, units and training facts of one cell's runs."""
-    metrics = [read_json(r / "metrics.json") for r in runs]
+    # in seed order, so the per-seed columns read against `seeds`
+    pairs = sorted(((read_json(r / "metrics.json"), r) for r in runs), key=lambda p: p[0].get("run", {}).get("seed", 0))
+    metrics, runs = [m for m, _ in pairs], [r for _, r in pairs]
     nlls = [m["test_nll"] for m in metrics if "test_nll" in m]
     summary: dict[str, Any] = {
         "seeds": "+".join(str(m["run"]["seed"]) for m in metrics),
@@ -118,6 +120,7 @@ def cell_summary(runs: list[Path]) -> dict[str, Any]:
             nll=round(mean, 3),
             nll_se=round(math.sqrt(sum(n["standard_error"] ** 2 for n in nlls)) / len(nlls), 3),
             nll_seed_std=round(pd.Series([n["nll"] for n in nlls]).std(), 3) if len(nlls) > 1 else None,
+            nll_per_seed="/".join(f"{n['nll']:.2f}" for n in nlls),
             eval_k=nlls[0]["k"],
             eval_n=nlls[0]["n"],
         )
@@ -127,7 +130,7 @@ def cell_summary(runs: list[Path]) -> dict[str, Any]:
     for column, key in (("units", "active_units"), ("units_expected", "active_units_expected")):
         labels = [m[key]["label"] for m in metrics if "label" in m.get(key, {})]
         if labels:
-            summary[column] = labels[0] if len(set(labels)) == 1 else "/".join(labels)
+            summary[column] = "/".join(labels)  # one per seed, in seed order
     return summary
 
 

@@ -60,6 +60,7 @@ def table_extra_task(cfg: DictConfig) -> str:
         "k",
         "objective",
         "nll",
+        "nll_per_seed",
         "nll_seed_std",
         "units",
         "vs_baseline",
@@ -111,9 +112,9 @@ def extra_markdown(df: pd.DataFrame, header: str, baseline: str) -> str:
     lines = [
         header,
         "",
-        f"| dataset | layers | k | objective | test NLL (mean over seeds) | seed std | units | "
+        f"| dataset | layers | k | objective | test NLL (mean over seeds) | NLL per seed | seed std | units | "
         f"NLL - {baseline} | SE (examples) | SE (seeds) | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in df.to_dict("records"):
         lines.append(
@@ -125,6 +126,7 @@ def extra_markdown(df: pd.DataFrame, header: str, baseline: str) -> str:
                     str(r["k"]),
                     r["objective"],
                     fmt(r.get("nll")) if not missing(r.get("nll")) else f"– ({r.get('status')})",
+                    fmt(r.get("nll_per_seed"), ""),
                     fmt(r.get("nll_seed_std")),
                     fmt(r.get("units"), ""),
                     fmt(r.get("vs_baseline"), "+.2f"),

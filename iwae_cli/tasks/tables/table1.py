@@ -100,6 +100,8 @@ def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
             else:
                 mark = ""
             ours = f"– {mark.strip()}" if missing(r.get("nll")) else f"{fmt(r.get('nll'))} ± {fmt(r.get('nll_se'))}{mark}"
+            if "/" in str(r.get("nll_per_seed", "")):
+                ours += f" [{r['nll_per_seed']}]"
             cells += [
                 ours,
                 fmt(r.get("paper_nll")),
@@ -109,7 +111,7 @@ def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
     lines += [
         "",
         "NLL: test negative log-likelihood in nats (lower is better), ours (the mean over seeds) ± its standard",
-        "error over test examples. Units: active units per stochastic layer (A_u > 0.01, or >= 0.01 under",
+        "error over test examples, [each seed's NLL] where there are several. Units: active units per stochastic layer (A_u > 0.01, or >= 0.01 under",
         "protocol=code), estimated as the authors' code does; table1.csv also has `units_expected` (the paper's",
         "definition, E over q(h1|x) for the second layer) and `nll_pruned` (the NLL with inactive units removed).",
         *[f"Note {i}: {reason}" for i, reason in enumerate(notes, start=1)],

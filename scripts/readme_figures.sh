@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Every command behind a figure or table in README.md, in the README's order; the output root is the only
+# argument. Run it again after a kill or a reboot and it goes on where it stopped: runs resume from their
+# checkpoints, finished runs are read back, and bench and grad-snr are skipped once their files exist.
+#
+#   bash scripts/readme_figures.sh OUT            # e.g. OUT=~/iwae-readme (hours on a 2-core CPU)
+#   IWAE=/path/to/iwae bash scripts/readme_figures.sh OUT   # another install than .venv's
+#
+# Each step's start, end and exit code go to OUT/readme_figures.tsv (the README's times come from there), and
+# the figures the README shows are copied into docs/ at the end. A table whose cells are missing exits 4 and
+# names them in its .md; the script carries on with the next step and exits with the number that failed.
+set -u
+
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "usage: bash scripts/readme_figures.sh OUTPUT_ROOT   (the folder for every run, table and figure)" >&2
+    exit 2
+fi
+mkdir -p "$1" || exit 2
+OUT=$(cd "$1" && pwd)
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+IWAE=${IWAE:-$REPO/.venv/bin/iwae}
+if [ ! -x "$IWAE" ]; then
+    echo "error: $IWAE not found: run \`make install\` first (or set IWAE=/path/to/iwae)" >&2
+    exit 2
+fi
+TIMES=$OUT/readme_figures.tsv
+[ -s "$TIMES" ] || printf 'step\tstart_utc\tend_utc\tseconds\texit_code\tcommit\n' > "$TIMES"
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+FAILED=0
+
+step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT`, timed
+    local name=$1 start end rc
+    shift
+    start=$(date +%s)
+    echo "== $name: iwae $* ($(date -u +%FT%TZ))"
+    "$IWAE" "$@" "output_root=$OUT"
+    rc=$?
+    end=$(date +%s)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(date -u -d "@$end" +%FT%TZ)" \
+        "$((end - start))" "$rc" "$COMMIT" >> "$TIMES"
+    [ "$rc" -eq 0 ] || FAILED=$((FAILED + 1))
+}
+
+# "What make table1 gives": make table1's MNIST half (seed 0; its time is the README's), then three seeds
+step table1-seed0 table1 'datasets=[mnist]'
+step table1-3seeds table1 'datasets=[mnist]' 'seeds=[0,1,2]'
+# kept aside: the binarized MNIST step below writes its own tables/table1.* and figures
+mkdir -p "$OUT/readme"
+for f in table1.md table1.csv table1_claims.csv nll_vs_paper.png learning_curves.png; do
+    [ -s "$OUT/tables/$f" ] && cp "$OUT/tables/$f" "$OUT/readme/$f"
+done
+step table2 table2
+# "Datasets": binarized MNIST (its files in the data folder: iwae data download binarized_mnist)
+step binarized table1 'datasets=[binarized_mnist]' 'depths=[1]' 'ks=[50]'
+# "Beyond the paper": every registered objective, three seeds; then the gradient SNR of the seed-0 IWAE k=50
+step table-extra table-extra
+SNR_RUN=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0
+[ -s "$SNR_RUN/grad_snr.csv" ] || step grad-snr grad-snr "run=$SNR_RUN" 'objectives=[iwae,dreg,stl]' 'ks=[1,3,10,30,100]'
+# "Speed" and "Lockstep groups": solo steps, groups of 1, 2 and 4, evaluation (nothing else should run)
+[ -s "$OUT/bench/bench.json" ] || step bench bench 'group_sizes=[1,2,4]'
+
+# the figures the README shows
+for figure in nll_vs_paper learning_curves; do
+    [ -s "$OUT/readme/$figure.png" ] && cp "$OUT/readme/$figure.png" "$REPO/docs/$figure.png"
+done
+SAMPLES=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0/samples.png
+[ -s "$SAMPLES" ] && cp "$SAMPLES" "$REPO/docs/samples_mnist_L1_iwae_k50.png"
+[ -s "$SNR_RUN/grad_snr.png" ] && cp "$SNR_RUN/grad_snr.png" "$REPO/docs/grad_snr.png"
+echo "done: $FAILED step(s) did not exit 0; times in $TIMES"
+exit "$FAILED"
