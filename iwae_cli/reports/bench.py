@@ -58,6 +58,13 @@ class BenchSpec:
     out: Path
 
 
+def fresh_compiler() -> None:
+    """Forget every function compiled so far. Each configuration bench times recompiles the same step
+    function for new shapes; past torch._dynamo's recompile limit (8 per function) it would silently run the
+    rest eagerly, and their rows would time the uncompiled step under a compiled label."""
+    torch._dynamo.reset()
+
+
 def linear_shapes(model: IWAEModel, run: Callable[[], Any]) -> list[tuple[int, int, int]]:
     """(rows, in, out) of every nn.Linear product that `run()` performs, recorded with forward hooks."""
     shapes: list[tuple[int, int, int]] = []
@@ -162,6 +169,7 @@ def bench_training(
     ]
     optimizer = build_optimizer(model.parameters(), PAPER_ADAM, 1e-3)
     try:
+        fresh_compiler()
         compiled_step = CompiledStep(model, optimizer, build_log_weight_bound("iwae", {}, k), k, batch)
         timings.append(("train compiled", timed(lambda: compiled_step(x, generator), device, min_seconds)))
     except Exception as e:  # as compile=auto training does: where torch.compile fails, the plain step only
@@ -212,6 +220,7 @@ def bench_group(
     shapes = linear_shapes(models[0], lambda: models[0].log_weights(x, k))
     flops = 3 * forward_flops(shapes) * size
     try:
+        fresh_compiler()
         step = GroupStep(members, PAPER_ADAM, 1e-3, k, batch, compiled=True)
     except Exception as e:  # as compile=auto training does: where torch.compile fails, the plain step
         log.warning(
