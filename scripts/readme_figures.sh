@@ -28,12 +28,12 @@ TIMES=$OUT/readme_figures.tsv
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 FAILED=0
 
-step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT`, timed
+step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT` (or ROOT=... step ...), timed
     local name=$1 start end rc
     shift
     start=$(date +%s)
     echo "== $name: iwae $* ($(date -u +%FT%TZ))"
-    "$IWAE" "$@" "output_root=$OUT"
+    "$IWAE" "$@" "output_root=${ROOT:-$OUT}"
     rc=$?
     end=$(date +%s)
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$start" +%FT%TZ)" "$(date -u -d "@$end" +%FT%TZ)" \
@@ -44,24 +44,23 @@ step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT`, timed
 # "What make table1 gives": make table1's MNIST half (seed 0; its time is the README's), then three seeds
 step table1-seed0 table1 'datasets=[mnist]'
 step table1-3seeds table1 'datasets=[mnist]' 'seeds=[0,1,2]'
-# kept aside: the binarized MNIST step below writes its own tables/table1.* and figures
-mkdir -p "$OUT/readme"
-for f in table1.md table1.csv table1_claims.csv nll_vs_paper.png learning_curves.png; do
-    [ -s "$OUT/tables/$f" ] && cp "$OUT/tables/$f" "$OUT/readme/$f"
-done
 step table2 table2
-# "Datasets": binarized MNIST (its files in the data folder: iwae data download binarized_mnist)
-step binarized table1 'datasets=[binarized_mnist]' 'depths=[1]' 'ks=[50]'
+# "Datasets": binarized MNIST, in its own root (its table1.* would replace MNIST's); its files must be in the
+# data folder (iwae data download binarized_mnist)
+ROOT=$OUT/binarized step binarized table1 'datasets=[binarized_mnist]' 'depths=[1]' 'ks=[50]'
 # "Beyond the paper": every registered objective, three seeds; then the gradient SNR of the seed-0 IWAE k=50
 step table-extra table-extra
 SNR_RUN=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0
 [ -s "$SNR_RUN/grad_snr.csv" ] || step grad-snr grad-snr "run=$SNR_RUN" 'objectives=[iwae,dreg,stl]' 'ks=[1,3,10,30,100]'
 # "Speed" and "Lockstep groups": solo steps, groups of 1, 2 and 4, evaluation (nothing else should run)
 [ -s "$OUT/bench/bench.json" ] || step bench bench 'group_sizes=[1,2,4]'
+# the one-thread steps the table commands' jobs run (README: where make table1's time goes)
+[ -s "$OUT/bench_1thread/bench/bench.json" ] || ROOT=$OUT/bench_1thread step bench-1thread bench threads=1 \
+    'group_sizes=[]' eval_examples=20 min_seconds=1
 
 # the figures the README shows
 for figure in nll_vs_paper learning_curves; do
-    [ -s "$OUT/readme/$figure.png" ] && cp "$OUT/readme/$figure.png" "$REPO/docs/$figure.png"
+    [ -s "$OUT/tables/$figure.png" ] && cp "$OUT/tables/$figure.png" "$REPO/docs/$figure.png"
 done
 SAMPLES=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0/samples.png
 [ -s "$SAMPLES" ] && cp "$SAMPLES" "$REPO/docs/samples_mnist_L1_iwae_k50.png"
