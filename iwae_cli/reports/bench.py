@@ -113,9 +113,9 @@ def matmul_ceiling(
     """FLOP/s of this machine on exactly the products of one step (forward, and for training both backward ones).
     group > 1: the batched products a lockstep group of that many models runs (vmap turns each layer's product
     into one bmm over the stacked models), whose rate differs from `group` separate products."""
+    stack = (group,) if group > 1 else ()  # matmul: mm for one model, bmm for a stack
     products = []
     for rows, n_in, n_out in shapes:
-        stack = (group,) if group > 1 else ()  # matmul: mm for one model, bmm for a stack
         x, w = torch.randn(*stack, rows, n_in, device=device), torch.randn(*stack, n_in, n_out, device=device)
         g = torch.randn(*stack, rows, n_out, device=device)
         products.append((x, w, g))
