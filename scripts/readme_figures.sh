@@ -45,7 +45,7 @@ step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT` (or ROOT=... s
 step table1-seed0 table1 'datasets=[mnist]'
 step table1-3seeds table1 'datasets=[mnist]' 'seeds=[0,1,2]'
 step table2 table2
-# "Datasets": binarized MNIST, in its own root (its table1.* would replace MNIST's); its files must be in the
+# "Datasets": binarized MNIST, in its own root (its quick table1.* would replace MNIST's); its files must be in the
 # data folder (iwae data download binarized_mnist)
 ROOT=$OUT/binarized step binarized table1 'datasets=[binarized_mnist]' 'depths=[1]' 'ks=[50]'
 # "Beyond the paper": every registered objective, three seeds; then the gradient SNR of the seed-0 IWAE k=50
@@ -57,11 +57,17 @@ SNR_RUN=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0
 # the one-thread steps the table commands' jobs run (README: where make table1's time goes)
 [ -s "$OUT/bench_1thread/bench/bench.json" ] || ROOT=$OUT/bench_1thread step bench-1thread bench threads=1 \
     'group_sizes=[]' eval_examples=20 min_seconds=1
+# "40 passes": the medium profile (the paper's first four stages, k=5000 on the whole test set), one seed and
+# then three (seed 0's runs are reused), in the same root: its NLL-vs-passes figure draws the quick runs too
+step medium-seed0 table1 profile=medium 'datasets=[mnist]'
+step medium-3seeds table1 profile=medium 'datasets=[mnist]' 'seeds=[0,1,2]'
+step medium-table2 table2 profile=medium 'seeds=[0,1,2]'
 
 # the figures the README shows
 for figure in nll_vs_paper learning_curves; do
-    [ -s "$OUT/tables/$figure.png" ] && cp "$OUT/tables/$figure.png" "$REPO/docs/$figure.png"
+    [ -s "$OUT/tables/quick/$figure.png" ] && cp "$OUT/tables/quick/$figure.png" "$REPO/docs/$figure.png"
 done
+[ -s "$OUT/tables/medium/nll_vs_passes.png" ] && cp "$OUT/tables/medium/nll_vs_passes.png" "$REPO/docs/nll_vs_passes.png"
 SAMPLES=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0/samples.png
 [ -s "$SAMPLES" ] && cp "$SAMPLES" "$REPO/docs/samples_mnist_L1_iwae_k50.png"
 [ -s "$SNR_RUN/grad_snr.png" ] && cp "$SNR_RUN/grad_snr.png" "$REPO/docs/grad_snr.png"

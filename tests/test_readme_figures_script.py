@@ -41,7 +41,7 @@ def test_every_command_in_order_under_one_root_and_a_rerun_skips_what_is_done(tm
     assert result.returncode == 1, result.stderr  # table-extra's stand-in exits 4: one step failed
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert [c.split()[0] for c in calls] == [
-        "table1", "table1", "table2", "table1", "table-extra", "grad-snr", "bench", "bench"
+        "table1", "table1", "table2", "table1", "table-extra", "grad-snr", "bench", "bench", "table1", "table1", "table2"
     ]
     assert calls[1] == f"table1 datasets=[mnist] seeds=[0,1,2] output_root={out}"
     assert calls[3].endswith(f"output_root={out}/binarized")  # its table1.* must not replace MNIST's
@@ -53,4 +53,5 @@ def test_every_command_in_order_under_one_root_and_a_rerun_skips_what_is_done(tm
     (tmp_path / "calls.txt").unlink()
     run(tmp_path, str(out))
     again = [c.split()[0] for c in (tmp_path / "calls.txt").read_text().splitlines()]
-    assert again == ["table1", "table1", "table2", "table1", "table-extra", "grad-snr"]
+    assert again == ["table1", "table1", "table2", "table1", "table-extra", "grad-snr", "table1", "table1", "table2"]
+    assert calls[-1] == f"table2 profile=medium seeds=[0,1,2] output_root={out}"

@@ -83,6 +83,42 @@ def plot_nll_vs_paper(rows: Sequence[dict[str, Any]], path: Path) -> Path | None
     return save_figure(fig, path)
 
 
+PAPER_PASSES = 3280  # the paper's schedule: 3^i passes for i = 0..7
+
+
+def plot_nll_vs_passes(points: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Test NLL against training passes (log scale), one line per Table 1 cell over the schedules found
+    (`points`: dataset, layers, objective, k, passes, nll), ending at the paper's NLL at 3,280 passes
+    (`rows`: the table's rows with paper_nll). One panel per dataset and depth."""
+    if not points:
+        return None
+    panels = sorted({(p["dataset"], p["layers"]) for p in points})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    colours = {k: f"C{i}" for i, k in enumerate(sorted({p["k"] for p in points}))}
+    ticks = sorted({p["passes"] for p in points} | {PAPER_PASSES})
+    for ax, (dataset, layers) in zip(axes[0], panels, strict=True):
+        cells = sorted({(p["objective"], p["k"]) for p in points if (p["dataset"], p["layers"]) == (dataset, layers)})
+        for objective, k in cells:
+            cell = (dataset, layers, objective, k)
+            ours = sorted((p["passes"], p["nll"]) for p in points if (p["dataset"], p["layers"], p["objective"], p["k"]) == cell)
+            iwae = objective == "iwae"
+            style = {"color": colours[k], "fillstyle": "full" if iwae else "none"}
+            ax.plot(*zip(*ours, strict=True), marker="o" if iwae else "s", linestyle="-" if iwae else "--",
+                    label=f"{objective.upper()} k={k}", **style)
+            paper = [r["paper_nll"] for r in rows
+                     if (r["dataset"], r["layers"], r["objective"], r["k"]) == cell and r.get("paper_nll") is not None]
+            if paper:  # dotted: what the paper's full schedule adds beyond ours
+                ax.plot([ours[-1][0], PAPER_PASSES], [ours[-1][1], paper[0]], marker="*", markevery=[1],
+                        linestyle=":" if iwae else (0, (1, 4)), **style)
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.set_title(f"{dataset} L{layers}: ours, and the paper's at {PAPER_PASSES:,} passes (*)")
+        ax.set_xlabel("training passes")
+        ax.set_ylabel("test NLL (nats)")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def _label(run_dir: Path) -> str:
     """'mnist L1 iwae k=50' from a run's metrics.json."""
     import json

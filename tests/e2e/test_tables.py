@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_module
 
 from iwae_cli.reports.tables.outcome import NO_CELLS, SOME_CELLS_MISSING
+from iwae_cli.tasks.tables.table1 import schedule_points
+from tests.helpers.run_checks import schedule_name, schedule_overrides
 
 
 def iwae(args: list[str], env: dict[str, str], timeout: int = 400) -> subprocess.CompletedProcess:
@@ -37,7 +40,7 @@ def env(tmp_path_factory, mnist_data_dir: Path) -> dict[str, str]:
 def table1(env) -> tuple[subprocess.CompletedProcess, Path]:
     # download=never: OMNIGLOT is not on these machines, and tests never touch the network
     result = iwae(["table1", "profile=smoke", "download=never"], env)
-    return result, Path(env["IWAE_OUTPUT_ROOT"]) / "tables"
+    return result, Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke"
 
 
 def test_table1_has_every_cell_with_ours_beside_the_papers(table1):
@@ -67,7 +70,7 @@ def test_table1_has_every_cell_with_ours_beside_the_papers(table1):
     assert (k1.groupby("layers").nll.nunique() == 1).all() and (k1.groupby("layers").run_dir.nunique() == 1).all()
     assert (k1[k1.objective == "iwae"].status == "done (the VAE k=1 model)").all()
     assert "/L1-vae-k1/" in k1[(k1.layers == 1) & (k1.objective == "iwae")].run_dir.iloc[0]
-    runs = Path(out.parent, "runs", "mnist")
+    runs = Path(out.parents[1], "runs", "mnist")
     assert not any(runs.glob("L*-iwae-k1")) and len(list(runs.rglob("checkpoint.pt"))) == 10
     # the text protocol and the summed loss, with the pruned NLL and both active-unit estimates
     assert (mnist.protocol == "text").all()
@@ -105,6 +108,30 @@ def test_rerunning_table1_trains_nothing_again(table1, env):
     assert len(pd.read_csv(table1[1] / "table1.csv")) == 12
 
 
+def test_table1_draws_each_cell_on_every_schedule_in_its_root(table1, env):
+    """A cell trained on a shorter schedule beside the table's runs: the NLL-vs-passes figure has a point per
+    schedule, each its own runs' NLL, and none for the cells that schedule has no run of."""
+    one_pass = {"passes": [1], "learning_rates": [1e-3]}
+    short = ("schedule=smoke", *schedule_overrides(**one_pass), "evaluate=true", "eval.k=50", "eval.examples=100")
+    trained = iwae(["train", "dataset=mnist", "layers=1", "model=vae", "k=1", *short, "progress=false"], env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    result = iwae(["table1", "profile=smoke", "datasets=[mnist]"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (table1[1] / "nll_vs_passes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    root = env["IWAE_OUTPUT_ROOT"]
+    with initialize_config_module(config_module="iwae_cli.conf", version_base="1.3"):
+        cfg = compose("table1", overrides=["profile=smoke", "datasets=[mnist]", f"output_root={root}"])
+    points = pd.DataFrame(schedule_points(cfg))
+    label = schedule_name("smoke", **one_pass)
+    assert sorted(points.schedule.unique()) == sorted(["smoke", label])
+    assert len(points[points.schedule == "smoke"]) == 10  # every cell but IWAE k=1 (the VAE k=1 model), per depth
+    only = points[points.schedule == label].iloc[0]
+    assert len(points[points.schedule == label]) == 1 and (only.layers, only.objective, only.k) == (1, "vae", 1)
+    run = Path(root, "runs", "mnist", "L1-vae-k1", f"{label}-text-paper-sum-seed0")
+    nll = json.loads((run / "metrics.json").read_text())["test_nll"]["nll"]
+    assert only.passes == 1 and only.nll == pytest.approx(nll, abs=1e-3)
+
+
 def test_table1_with_lockstep_groups_gives_the_solo_numbers(table1, env, tmp_path):
     """group=true: the VAE and IWAE cells of one shape train as one job (group=auto, the module's run, does
     not group on CPU), with the same NLLs to float rounding."""
@@ -114,28 +141,44 @@ def test_table1_with_lockstep_groups_gives_the_solo_numbers(table1, env, tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / "outputs" / "groups").glob("mnist/L1-k5/*/train.log"))) == 1
     assert not (Path(env["IWAE_OUTPUT_ROOT"]) / "groups").exists()
-    ours, solo = (pd.read_csv(root / "table1.csv") for root in (tmp_path / "outputs" / "tables", table1[1]))
+    ours, solo = (pd.read_csv(root / "table1.csv") for root in (tmp_path / "outputs" / "tables" / "smoke", table1[1]))
     key = ["dataset", "layers", "objective", "k"]
     merged = ours.merge(solo, on=key, suffixes=("_group", "_solo"))
     assert len(merged) == 2 and (merged.status_group == "done").all()
     assert (merged.nll_group - merged.nll_solo).abs().max() < 0.01, merged[[*key, "nll_group", "nll_solo"]]
 
 
-def test_table2_switches_objectives_from_the_table1_runs(table1, env):
-    result = iwae(["table2", "profile=smoke"], env)
+def test_table2_switches_objectives_from_the_table1_runs_of_every_seed(table1, env):
+    """Seed 0's first stages are the Table 1 runs; seed 1's are trained first. Each seed's second stage
+    continues its own first stage, and the claims are judged over examples and over the two seeds."""
+    result = iwae(["table2", "profile=smoke", "seeds=[0,1]"], env)
     assert result.returncode == 0, result.stderr[-2000:]
     df = pd.read_csv(table1[1] / "table2.csv")
     assert list(df.experiment) == [1, 2]
-    assert (df.status == "done").all()
+    assert (df.status == "done").all() and (df.second_seeds == "0+1").all()
     first = df.iloc[0]
     assert (first.first_objective, first.first_k, first.second_objective, first.second_k) == ("vae", 1, "iwae", 50)
     assert first.second_paper_nll == pytest.approx(84.88)
-    child = Path(first.second_run_dir)
-    assert child.parent == Path(first.first_run_dir) and child.name == "switch-iwae-k50"
-    metrics = json.loads((child / "metrics.json").read_text())
-    assert metrics["run"]["parent"] == first.first_run_dir and metrics["run"]["schedule"] == "smoke-switch"
-    markdown = (table1[1] / "table2.md").read_text()
-    assert "switching lowers NLL" in markdown and "switching raises NLL" in markdown
+    parents, children = (str(first[f"{stage}_run_dir"]).split(";") for stage in ("first", "second"))
+    assert [Path(c).parent for c in children] == [Path(p) for p in parents]
+    for parent, child in zip(parents, children, strict=True):
+        metrics = json.loads((Path(child) / "metrics.json").read_text())
+        assert Path(child).name == "switch-iwae-k50" and metrics["run"]["parent"] == parent
+        assert metrics["run"]["schedule"] == "smoke-switch"
+    # the second stage's NLL is the mean of its seeds', each seed's in the per-seed column
+    per_seed = [float(v) for v in first.second_nll_per_seed.split("/")]
+    assert first.second_nll == pytest.approx(sum(per_seed) / 2, abs=0.01)
+    claims = (table1[1] / "table2.md").read_text()
+    assert "switching lowers NLL" in claims and "switching raises NLL" in claims
+    assert "(SE seeds, 2 seeds)" in claims
+
+
+def test_table2_refuses_a_seed_that_is_not_a_list(env):
+    result = iwae(["table2", "profile=smoke", "seeds=3"], env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: seeds must be a list of distinct whole numbers >= 0, for example seeds=[0,1,2], got seeds=3"
+    )
 
 
 def test_failed_jobs_are_marked_and_the_rest_is_built(env):
@@ -145,7 +188,7 @@ def test_failed_jobs_are_marked_and_the_rest_is_built(env):
     )
     assert result.returncode == SOME_CELLS_MISSING, result.stderr[-2000:]
     assert "1 of 2 Table 1 cells have no numbers" in result.stderr
-    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table1.csv").set_index("objective")
+    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table1.csv").set_index("objective")
     assert df.loc["vae", "status"] == "done"
     assert df.loc["miwae", "status"].startswith("failed: ") and "model.groups" in df.loc["miwae", "status"]
 
@@ -154,7 +197,7 @@ def test_table_extra_compares_with_iwae_over_seeds(env):
     args = ["table-extra", "profile=smoke", "ks=[4]", "objectives=[iwae,dreg]", "seeds=[0,1]"]
     result = iwae(args, env)
     assert result.returncode == 0, result.stderr[-2000:]
-    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table_extra.csv").set_index("objective")
+    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table_extra.csv").set_index("objective")
     assert (df.status == "done").all() and df.loc["dreg", "seeds"] == "0+1"
     assert math.isfinite(df.loc["dreg", "vs_baseline"]) and df.loc["dreg", "vs_baseline_se"] > 0
     assert df.loc["dreg", "vs_baseline_seed_se"] >= 0
@@ -166,7 +209,7 @@ def test_table_extra_compares_with_iwae_over_seeds(env):
         assert [m["run"]["seed"] for m in metrics] == [0, 1]
         assert df.loc[objective, "nll_per_seed"] == "/".join(f"{m['test_nll']['nll']:.2f}" for m in metrics)
         assert df.loc[objective, "units"] == "/".join(m["active_units"]["label"] for m in metrics)
-    markdown = (Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table_extra.md").read_text()
+    markdown = (Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table_extra.md").read_text()
     assert f"| {df.loc['dreg', 'nll_per_seed']} |" in markdown
 
 
@@ -202,5 +245,5 @@ def test_a_table_with_no_data_exits_no_cells(env):
     result = iwae(["table1", "profile=smoke", "datasets=[omniglot]", "download=never"], env)
     assert result.returncode == NO_CELLS, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "table1.csv")
+    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table1.csv")
     assert df.status.str.startswith("not run: OMNIGLOT not found").all()

@@ -194,7 +194,7 @@ def test_a_table_reports_a_cell_trained_elsewhere_instead_of_training_it_twice(
         table = [sys.executable, "-m", "iwae_cli", *TABLE_ARGS]
         result = subprocess.run(table, env=cli_env, capture_output=True, text=True, timeout=TIMEOUT)
         assert result.returncode == 5, result.stderr[-2000:]  # its only cell has no numbers yet
-        rows = (output_root / "tables" / "table1.csv").read_text()
+        rows = (output_root / "tables" / "quick" / "table1.csv").read_text()
         assert f"running elsewhere (pid {first.pid} on {socket.gethostname()}" in rows
         assert (run_dir / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # not trained twice
     finally:

@@ -6,6 +6,7 @@ cluster that did not come up cannot pass unnoticed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -81,9 +82,19 @@ def iwae_process(args: list[str], env: dict[str, str], logs: Path, niced: bool =
     return Background([*nice, sys.executable, "-m", "iwae_cli", *args], env, logs)
 
 
+def unniced(process: Background) -> None:
+    """Every thread of the process back at niceness 0. Raising priority needs CAP_SYS_NICE (root, as in CI);
+    without it the process stays niced, as it was started."""
+    for task in Path(f"/proc/{process.popen.pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, int(task.name), 0)
+
+
 def finish(process: Background, what: str, watch=None) -> int:
     """Wait for the process (calling watch() meanwhile, e.g. to note the states a run passes through); its
-    exit code. Fails with its output if it runs past WAIT_SECONDS."""
+    exit code. Fails with its output if it runs past WAIT_SECONDS. A niced reference run is waited for once the
+    cluster's jobs are done: it gets normal priority back, so that other load on the machine cannot starve it."""
+    unniced(process)
     deadline = time.monotonic() + WAIT_SECONDS
     while process.popen.poll() is None:
         assert time.monotonic() < deadline, (

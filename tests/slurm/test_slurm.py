@@ -341,7 +341,7 @@ def test_table1_through_slurm(slurm_cluster: Cluster, mnist_data_dir: Path, tmp_
         "hydra/launcher=submitit_slurm",
     )
     job.succeed()
-    table = pd.read_csv(job.root / "tables" / "table1.csv")
+    table = pd.read_csv(job.root / "tables" / "smoke" / "table1.csv")
     assert sorted(zip(table.objective, table.k, strict=True)) == [
         ("iwae", 1),
         ("iwae", 5),
@@ -349,7 +349,7 @@ def test_table1_through_slurm(slurm_cluster: Cluster, mnist_data_dir: Path, tmp_
         ("vae", 5),
     ]
     assert table.nll.notna().all() and table.status.str.startswith("done").all()
-    assert "| mnist | 1 | 5 |" in (job.root / "tables" / "table1.md").read_text()
+    assert "| mnist | 1 | 5 |" in (job.root / "tables" / "smoke" / "table1.md").read_text()
     assert len(submitted_jobs(job.root / "runs")) == 3  # VAE k=1 (IWAE's k=1 row too), VAE and IWAE k=5
 
 

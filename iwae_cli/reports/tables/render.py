@@ -51,9 +51,12 @@ TERMINAL_COLUMNS = (
 )
 
 
-def render_terminal(df: pd.DataFrame, claims: list[dict], path: Path) -> str:
-    """What the table commands print: the table at a glance, the claims, and where the files are."""
-    columns = [c for c in TERMINAL_COLUMNS if c in df.columns]
+def render_terminal(
+    df: pd.DataFrame, claims: list[dict], path: Path, columns: tuple[str, ...] = TERMINAL_COLUMNS
+) -> str:
+    """What the table commands print: the table at a glance (`columns` of it), the claims, and where the files
+    are."""
+    columns = [c for c in columns if c in df.columns]
     shown = df[columns].astype(object).where(df[columns].notna(), "")
     shown["status"] = shown["status"].astype(str).str.slice(0, 60)
     lines = [

@@ -7,7 +7,7 @@ and its per-example test log-likelihoods (for differences paired over the same b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,19 @@ class RunFilter:
 
 def collect_runs(output_root: Path, wanted: RunFilter) -> dict[CellKey, Path]:
     """Run directories under output_root/runs that `wanted` admits, keyed by their cell."""
-    found = {}
+    return runs_by_schedule(output_root, wanted, any_schedule=False).get(wanted.schedule, {})
+
+
+def runs_by_schedule(output_root: Path, wanted: RunFilter, any_schedule: bool = True) -> dict[str, dict[CellKey, Path]]:
+    """Run directories under output_root/runs that `wanted` admits, by schedule and cell; with `any_schedule`,
+    those of every schedule that `wanted` admits in all else (the same cells trained for shorter or longer)."""
+    found: dict[str, dict[CellKey, Path]] = {}
     for path in find_runs(Path(output_root) / "runs"):
         run = read_json(path / "metrics.json").get("run", {})
-        if wanted.admits(run):
-            found[CellKey(run["dataset"], run["layers"], run["objective"], run["k"], run["seed"])] = path
+        judge = replace(wanted, schedule=run.get("schedule")) if any_schedule else wanted
+        if judge.admits(run):
+            key = CellKey(run["dataset"], run["layers"], run["objective"], run["k"], run["seed"])
+            found.setdefault(run["schedule"], {})[key] = path
     return found
 
 

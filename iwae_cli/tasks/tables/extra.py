@@ -23,7 +23,7 @@ from iwae_cli.reports.tables.results import (
     unfinished_status,
 )
 from iwae_cli.tasks.job import user_facing
-from iwae_cli.tasks.tables.sweep import profile_header, train_grid
+from iwae_cli.tasks.tables.sweep import profile_header, tables_dir, train_grid
 
 
 @user_facing
@@ -42,7 +42,7 @@ def table_extra_task(cfg: DictConfig) -> str:
                     status = unfinished_status(unevaluated or launched[o], skipped.get(d))
                     rows.append(extra_row(d, depth, k, o, cell, str(cfg.baseline), status, len(cfg.seeds)))
     df = pd.DataFrame(rows)
-    out_dir = Path(cfg.output_root) / "tables"
+    out_dir = tables_dir(cfg)
     write_table_files(
         out_dir,
         "table_extra",

@@ -8,15 +8,22 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from iwae_cli.reports.plots import plot_nll_vs_passes
 from iwae_cli.reports.tables.claims import claims_text, table1_claims
 from iwae_cli.reports.tables.outcome import check_complete
 from iwae_cli.reports.tables.paper import paper_cell
 from iwae_cli.reports.tables.render import fmt, missing, render_terminal, table_figures, write_table_files
-from iwae_cli.reports.tables.results import cell_summary, evaluated, unfinished_status
+from iwae_cli.reports.tables.results import (
+    CellKey,
+    cell_summary,
+    evaluated,
+    runs_by_schedule,
+    unfinished_status,
+)
 from iwae_cli.runs.atomic import atomic_write_text
 from iwae_cli.runs.records import run_state
 from iwae_cli.tasks.job import user_facing
-from iwae_cli.tasks.tables.sweep import profile_header, shared_cell, train_grid
+from iwae_cli.tasks.tables.sweep import profile_header, run_filter, shared_cell, tables_dir, train_grid
 
 SHARED_NOTE = (
     "IWAE k=1 is the VAE k=1 model: L_1 = L_VAE, and with the same seed, schedule and optimiser the two "
@@ -41,15 +48,37 @@ def table1_task(cfg: DictConfig) -> str:
                     rows.append(table1_row(d, depth, k, o, runs, skipped.get(d), cfg, twin != (o, k)))
     df = pd.DataFrame(rows)
     claims = table1_claims(cells, list(cfg.datasets), layers)
-    out_dir = Path(cfg.output_root) / "tables"
+    out_dir = tables_dir(cfg)
     markdown = table1_markdown(df, claims, profile_header("Table 1", "table1", cfg))
     write_table_files(out_dir, "table1", df, markdown)
     atomic_write_text(out_dir / "table1_claims.csv", pd.DataFrame(claims).to_csv(index=False))
     table_figures(out_dir, df, sorted({r for runs in cells.values() for r in runs}))
+    plot_nll_vs_passes(schedule_points(cfg), df.to_dict("records"), out_dir / "nll_vs_passes.png")
     print(render_terminal(df, claims, out_dir / "table1.csv"))
     done = df[df.status.str.startswith("done")]
     check_complete("Table 1", len(done), len(df), str(out_dir / "table1.md"), list(df.status[~df.index.isin(done.index)]))
     return str(out_dir / "table1.csv")
+
+
+def schedule_points(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Each table cell's NLL (mean over the table's seeds) on every schedule found in the output root whose runs
+    are the table's in all but the schedule: how far 10, 40 or 3,280 passes get."""
+    objectives, seeds = list(cfg.objectives), list(cfg.seeds)
+    points = []
+    for schedule, found in runs_by_schedule(Path(cfg.output_root), run_filter(cfg)).items():
+        for d in cfg.datasets:
+            for depth in cfg.depths:
+                for k in cfg.ks:
+                    for o in objectives:
+                        twin = shared_cell(o, k, objectives)
+                        runs = [found.get(CellKey(d, depth, *twin, s)) for s in seeds]
+                        if twin == (o, k) and all(r is not None and evaluated(r) for r in runs):
+                            summary = cell_summary(runs)
+                            points.append(
+                                {"dataset": d, "layers": depth, "objective": o, "k": k, "schedule": schedule}
+                                | {key: summary[key] for key in ("passes", "nll", "eval_n")}
+                            )
+    return points
 
 
 def table1_row(

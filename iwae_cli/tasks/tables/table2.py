@@ -1,7 +1,8 @@
 """`iwae table2`: the paper's Table 2, switching objectives (MNIST, one stochastic layer).
 
 Experiment 1 continues the VAE (k=1) with the IWAE objective (k=50), experiment 2 the IWAE (k=50) with the VAE
-(k=1), each for the schedule's switch stages with the optimiser state kept (`iwae switch-objective`).
+(k=1), each for the schedule's switch stages with the optimiser state kept (`iwae switch-objective`). Each of
+`seeds` continues its own Table 1 runs; the claims are judged over test examples and over seeds, as Table 1's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from iwae_cli.reports.tables.paper import paper_results
 from iwae_cli.reports.tables.render import fmt, missing, render_terminal, write_table_files
 from iwae_cli.reports.tables.results import CellKey, cell_summary, collect_runs, evaluated, unfinished_status
 from iwae_cli.runs.records import run_state
+from iwae_cli.specs.checks import seed_list
 from iwae_cli.tasks.job import user_facing
 from iwae_cli.tasks.tables.sweep import (
     Grid,
@@ -30,12 +32,17 @@ from iwae_cli.tasks.tables.sweep import (
     run_filter,
     run_parallel,
     run_sweep,
+    tables_dir,
 )
 
 log = logging.getLogger(__name__)
 
 # (experiment, first stage (objective, k), second stage (objective, k)), MNIST, one stochastic layer.
 TABLE2_EXPERIMENTS = ((1, ("vae", 1), ("iwae", 50)), (2, ("iwae", 50), ("vae", 1)))
+# what the terminal shows of table2.csv
+TERMINAL_COLUMNS = tuple(
+    f"{stage}_{column}" for stage in ("first", "second") for column in ("objective", "k", "nll", "paper_nll", "units")
+)
 
 
 def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, threads: int) -> list[str]:
@@ -56,57 +63,73 @@ def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, t
     ]
 
 
-def parent_runs(cfg: DictConfig) -> dict[int, Path]:
-    """The finished Table 1 runs each experiment starts from, trained first where they do not exist."""
-    seed, root = int(cfg.seed), Path(cfg.output_root)
-    parents = {exp: CellKey("mnist", 1, first[0], first[1], seed) for exp, first, _ in TABLE2_EXPERIMENTS}
-    found = collect_runs(root, run_filter(cfg))
-    todo = [key for key in parents.values() if key not in found or run_state(found[key]) != "done"]
+def parent_runs(cfg: DictConfig) -> dict[tuple[int, int], Path]:
+    """(experiment, seed) -> the finished Table 1 run it starts from; missing ones are trained first (one sweep
+    per first-stage cell, over the seeds it lacks)."""
+    root = Path(cfg.output_root)
+    wanted = {
+        (exp, seed): CellKey("mnist", 1, first[0], first[1], seed)
+        for exp, first, _ in TABLE2_EXPERIMENTS
+        for seed in seed_list(cfg.seeds)
+    }
+
+    def finished() -> dict[CellKey, Path]:
+        found = collect_runs(root, run_filter(cfg))
+        return {key: path for key, path in found.items() if run_state(path) == "done"}
+
+    done = finished()
+    todo = [key for key in wanted.values() if key not in done]
     if todo:
         ensure_files("mnist", cfg.get("data_dir"), cfg.get("download", "auto"))
-    for key in todo:
-        grid = {"dataset": ["mnist"], "layers": [1], "k": [key.k], "model": [key.objective], "seed": [seed]}
-        run_sweep(cfg, Grid(grid))
-    found = collect_runs(root, run_filter(cfg))
-    return {exp: found[key] for exp, key in parents.items() if key in found and run_state(found[key]) == "done"}
+    for objective, k in dict.fromkeys((key.objective, key.k) for key in todo):
+        seeds = [key.seed for key in todo if (key.objective, key.k) == (objective, k)]
+        run_sweep(cfg, Grid({"dataset": ["mnist"], "layers": [1], "k": [k], "model": [objective], "seed": seeds}))
+    done = finished() if todo else done
+    return {pair: done[key] for pair, key in wanted.items() if key in done}
+
+
+def child_run(parent: Path, second: tuple) -> Path:
+    """Where `iwae switch-objective` writes the second stage of `parent`."""
+    return parent / f"switch-{second[0]}-k{second[1]}"
 
 
 @user_facing
 def table2_task(cfg: DictConfig) -> str:
-    """Table 2: continue the MNIST 1-layer VAE (k=1) with IWAE (k=50) and vice versa; write table2.csv/.md.
-    Exits 0 only when both experiments have their numbers."""
+    """Table 2: continue the MNIST 1-layer VAE (k=1) with IWAE (k=50) and vice versa, for every seed; write
+    table2.csv/.md. Exits 0 only when both experiments have their numbers for every seed."""
     ready = parent_runs(cfg)
-    threads = max(1, cpu_count() // max(1, len(ready)))
-    commands = [
-        switch_command(cfg, ready[exp], first, second, threads)
+    todo = [
+        (ready[(exp, seed)], first, second)
         for exp, first, second in TABLE2_EXPERIMENTS
-        if exp in ready
+        for seed in cfg.seeds
+        if (exp, seed) in ready and not evaluated(child_run(ready[(exp, seed)], second))
     ]
-    if commands and any(code != 0 for code in run_parallel(commands)):
+    # at most one switch run per core, each with its share of the cores
+    parallel = max(1, min(cpu_count(), len(todo)))
+    commands = [switch_command(cfg, parent, first, second, cpu_count() // parallel) for parent, first, second in todo]
+    if commands and any(code != 0 for code in run_parallel(commands, parallel)):
         log.warning("a switch-objective run failed; its row is marked in the table")
     rows, claims = [], []
     for exp, first, second in TABLE2_EXPERIMENTS:
-        parent = ready.get(exp)
-        child = parent / f"switch-{second[0]}-k{second[1]}" if parent else None
-        rows.append(table2_row(exp, first, second, parent, child))
-        claims += experiment_claims(exp, first, second, parent, child)
+        parents = [ready[(exp, seed)] for seed in cfg.seeds if (exp, seed) in ready]
+        rows.append(table2_row(exp, first, second, parents, len(cfg.seeds)))
+        claims += experiment_claims(exp, first, second, parents)
     df = pd.DataFrame(rows)
-    out_dir = Path(cfg.output_root) / "tables"
+    out_dir = tables_dir(cfg)
     write_table_files(
         out_dir, "table2", df, table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
     )
-    print(render_terminal(df, claims, out_dir / "table2.csv"))
+    print(render_terminal(df, claims, out_dir / "table2.csv", ("experiment", *TERMINAL_COLUMNS, "status")))
     done = df.status == "done"
     check_complete("Table 2", int(done.sum()), len(df), str(out_dir / "table2.md"), list(df.status[~done]))
     return str(out_dir / "table2.csv")
 
 
-def experiment_claims(
-    exp: int, first: tuple, second: tuple, parent: Path | None, child: Path | None
-) -> list[dict[str, Any]]:
-    """VAE -> IWAE should lower the NLL and raise the active units; IWAE -> VAE the opposite."""
-    before = [parent] if parent else []
-    after = [child] if child and evaluated(child) else []
+def experiment_claims(exp: int, first: tuple, second: tuple, parents: list[Path]) -> list[dict[str, Any]]:
+    """VAE -> IWAE should lower the NLL and raise the active units; IWAE -> VAE the opposite. Judged on the
+    seeds whose second stage has its numbers, each paired with its own first stage."""
+    pairs = [(p, child_run(p, second)) for p in parents if evaluated(child_run(p, second))]
+    before, after = [p for p, _ in pairs], [c for _, c in pairs]
     lower = exp == 1
     case = f"{first[0].upper()} k={first[1]} -> {second[0].upper()} k={second[1]}"
     return [
@@ -129,34 +152,41 @@ def experiment_claims(
     ]
 
 
-def table2_row(
-    exp: int, first: tuple, second: tuple, parent: Path | None, child: Path | None
-) -> dict[str, Any]:
+def table2_row(exp: int, first: tuple, second: tuple, parents: list[Path], seeds: int) -> dict[str, Any]:
+    """One experiment: each stage's NLL (the mean over seeds, and each seed's), units and the paper's; the
+    status says why it is incomplete when any seed lacks its second stage."""
     paper = paper_results()
     paper = paper[(paper.table == 2) & (paper.experiment == exp)].set_index("stage")
+    children = [child_run(p, second) for p in parents]
+    finished = [c for c in children if evaluated(c)]
     row: dict[str, Any] = {"experiment": exp}
-    for stage, (objective, k), run in (("first", first, parent), ("second", second, child)):
-        summary = cell_summary([run]) if run is not None and evaluated(run) else {}
+    for stage, (objective, k), runs in (("first", first, parents), ("second", second, finished)):
+        # a stage's numbers only with every seed's run, as Table 1's cells
+        summary = cell_summary(runs) if len(runs) == seeds else {}
         row.update(
             {
                 f"{stage}_objective": objective,
                 f"{stage}_k": k,
                 f"{stage}_nll": summary.get("nll"),
                 f"{stage}_nll_se": summary.get("nll_se"),
+                f"{stage}_nll_seed_std": summary.get("nll_seed_std"),
+                f"{stage}_nll_per_seed": summary.get("nll_per_seed"),
                 f"{stage}_units": summary.get("units"),
                 f"{stage}_units_expected": summary.get("units_expected"),
                 f"{stage}_paper_nll": float(paper.loc[stage, "nll"]),
                 f"{stage}_paper_units": str(paper.loc[stage, "units"]),
                 f"{stage}_passes": summary.get("passes"),
-                f"{stage}_run_dir": str(run) if run else None,
+                f"{stage}_run_dir": summary.get("run_dir"),
             }
         )
-    if row["second_nll"] is not None:
+        row[f"{stage}_seeds"] = summary.get("seeds")
+    if len(finished) == seeds:
         row["status"] = "done"
-    elif parent is None:
+    elif len(parents) < seeds:
         row["status"] = f"not run: the {first[0].upper()} k={first[1]} run it starts from did not finish"
     else:
-        row["status"] = unfinished_status([child] if child and child.exists() else [], None)
+        unfinished = [c for c in children if c not in finished]
+        row["status"] = unfinished_status([c for c in unfinished if c.exists()], None)
     return row
 
 
@@ -173,6 +203,8 @@ def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
         for stage in ("first", "second"):
             nll = r.get(f"{stage}_nll")
             ours = f"{fmt(nll)} ± {fmt(r.get(f'{stage}_nll_se'))}" if not missing(nll) else f"– ({r['status']})"
+            if "/" in str(r.get(f"{stage}_nll_per_seed", "")):
+                ours += f" [{r[f'{stage}_nll_per_seed']}]"
             cells += [
                 f"{r[f'{stage}_objective'].upper()}, k={r[f'{stage}_k']}",
                 ours,
