@@ -88,14 +88,20 @@ PAPER_PASSES = 3280  # the paper's schedule: 3^i passes for i = 0..7
 
 def plot_nll_vs_passes(points: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Test NLL against training passes (log scale), one line per Table 1 cell over the schedules found
-    (`points`: dataset, layers, objective, k, passes, nll), ending at the paper's NLL at 3,280 passes
-    (`rows`: the table's rows with paper_nll). One panel per dataset and depth."""
+    (`points`: dataset, layers, objective, k, passes, nll, eval_n), ending at the paper's NLL at 3,280 passes
+    (`rows`: the table's rows with paper_nll; the paper's test set is MNIST's 10,000 images). One panel per
+    dataset and depth; each tick says how many test images the NLLs at that many passes were estimated on."""
     if not points:
         return None
     panels = sorted({(p["dataset"], p["layers"]) for p in points})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     colours = {k: f"C{i}" for i, k in enumerate(sorted({p["k"] for p in points}))}
-    ticks = sorted({p["passes"] for p in points} | {PAPER_PASSES})
+    # each schedule's passes, labelled with the test images its NLLs were estimated on (profiles differ)
+    images: dict[int, set] = {PAPER_PASSES: set()}
+    for p in points:
+        images.setdefault(p["passes"], set()).add(p.get("eval_n"))
+    ticks = sorted(images)
+    labels = [f"{t:,}" + "".join(f"\nn={n:,}" for n in sorted(images[t]) if n) for t in ticks]
     for ax, (dataset, layers) in zip(axes[0], panels, strict=True):
         cells = sorted({(p["objective"], p["k"]) for p in points if (p["dataset"], p["layers"]) == (dataset, layers)})
         for objective, k in cells:
@@ -111,9 +117,9 @@ def plot_nll_vs_passes(points: Sequence[dict[str, Any]], rows: Sequence[dict[str
                 ax.plot([ours[-1][0], PAPER_PASSES], [ours[-1][1], paper[0]], marker="*", markevery=[1],
                         linestyle=":" if iwae else (0, (1, 4)), **style)
         ax.set_xscale("log")
-        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.set_xticks(ticks, labels)
         ax.set_title(f"{dataset} L{layers}: ours, and the paper's at {PAPER_PASSES:,} passes (*)")
-        ax.set_xlabel("training passes")
+        ax.set_xlabel("training passes (n: test images of the NLL)")
         ax.set_ylabel("test NLL (nats)")
         ax.legend(fontsize=7)
     return save_figure(fig, path)

@@ -19,14 +19,15 @@ def whole_number(value: Any, name: str, minimum: int = 1, allow_null: bool = Fal
 
 
 def seed_list(value: Any, name: str = "seeds") -> list[int]:
-    """`value` as a non-empty list of distinct whole numbers >= 0 (a table's seeds), else ConfigError."""
+    """`value` as a sorted list of distinct whole numbers >= 0 (a table's seeds, in the order its per-seed
+    columns list them), else ConfigError."""
     items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
     whole = all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in items)
     if not items or not whole or len(set(items)) != len(items):
         raise ConfigError(
             f"{name} must be a list of distinct whole numbers >= 0, for example {name}=[0,1,2], got {name}={value}"
         )
-    return items
+    return sorted(items)
 
 
 def number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:

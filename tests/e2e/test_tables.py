@@ -115,6 +115,7 @@ def test_table1_draws_each_cell_on_every_schedule_in_its_root(table1, env):
     short = ("schedule=smoke", *schedule_overrides(**one_pass), "evaluate=true", "eval.k=50", "eval.examples=100")
     trained = iwae(["train", "dataset=mnist", "layers=1", "model=vae", "k=1", *short, "progress=false"], env)
     assert trained.returncode == 0, trained.stderr[-2000:]
+    (table1[1] / "nll_vs_passes.png").unlink()
     result = iwae(["table1", "profile=smoke", "datasets=[mnist]"], env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (table1[1] / "nll_vs_passes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -93,7 +93,7 @@ def unniced(process: Background) -> None:
 def finish(process: Background, what: str, watch=None) -> int:
     """Wait for the process (calling watch() meanwhile, e.g. to note the states a run passes through); its
     exit code. Fails with its output if it runs past WAIT_SECONDS. A niced reference run is waited for once the
-    cluster's jobs are done: it gets normal priority back, so that other load on the machine cannot starve it."""
+    cluster's jobs are done: it gets normal priority back where permitted, so that other load cannot starve it."""
     unniced(process)
     deadline = time.monotonic() + WAIT_SECONDS
     while process.popen.poll() is None:

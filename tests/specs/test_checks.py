@@ -12,6 +12,7 @@ from iwae_cli.specs.checks import seed_list
 def test_a_table_takes_a_list_of_distinct_seeds_as_the_config_gives_it() -> None:
     assert seed_list(OmegaConf.create({"seeds": [0, 1, 2]}).seeds) == [0, 1, 2]
     assert seed_list([5]) == [5]
+    assert seed_list([2, 0]) == [0, 2]  # the order of the tables' per-seed columns
 
 
 @pytest.mark.parametrize("value", [3, "0", [], [0, 0], [-1], [True], [0.5], None])

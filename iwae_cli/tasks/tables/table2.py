@@ -22,7 +22,6 @@ from iwae_cli.reports.tables.outcome import check_complete
 from iwae_cli.reports.tables.paper import paper_results
 from iwae_cli.reports.tables.render import fmt, missing, render_terminal, write_table_files
 from iwae_cli.reports.tables.results import CellKey, cell_summary, collect_runs, evaluated, unfinished_status
-from iwae_cli.runs.records import run_state
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.tasks.job import user_facing
 from iwae_cli.tasks.tables.sweep import (
@@ -73,9 +72,9 @@ def parent_runs(cfg: DictConfig) -> dict[tuple[int, int], Path]:
         for seed in seed_list(cfg.seeds)
     }
 
-    def finished() -> dict[CellKey, Path]:
+    def finished() -> dict[CellKey, Path]:  # trained and evaluated: a run trained without evaluate= is swept again
         found = collect_runs(root, run_filter(cfg))
-        return {key: path for key, path in found.items() if run_state(path) == "done"}
+        return {key: path for key, path in found.items() if evaluated(path)}
 
     done = finished()
     todo = [key for key in wanted.values() if key not in done]
@@ -183,7 +182,10 @@ def table2_row(exp: int, first: tuple, second: tuple, parents: list[Path], seeds
     if len(finished) == seeds:
         row["status"] = "done"
     elif len(parents) < seeds:
-        row["status"] = f"not run: the {first[0].upper()} k={first[1]} run it starts from did not finish"
+        row["status"] = (
+            f"not run for {seeds - len(parents)} of {seeds} seeds: the {first[0].upper()} k={first[1]} run "
+            "it starts from did not finish"
+        )
     else:
         unfinished = [c for c in children if c not in finished]
         row["status"] = unfinished_status([c for c in unfinished if c.exists()], None)
