@@ -10,8 +10,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +22,8 @@ from hydra import compose, initialize_config_module
 
 from iwae_cli.reports.tables.outcome import NO_CELLS, SOME_CELLS_MISSING
 from iwae_cli.tasks.tables.table1 import schedule_points
-from tests.helpers.run_checks import schedule_name, schedule_overrides
+from tests.helpers.background import kill_leftovers
+from tests.helpers.run_checks import background_iwae, schedule_name, schedule_overrides
 
 
 def iwae(args: list[str], env: dict[str, str], timeout: int = 400) -> subprocess.CompletedProcess:
@@ -248,3 +251,50 @@ def test_a_table_with_no_data_exits_no_cells(env):
     assert "Traceback" not in result.stderr
     df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table1.csv")
     assert df.status.str.startswith("not run: OMNIGLOT not found").all()
+
+
+def sweep_group(table_pid: int) -> int:
+    """The process group of the table command's training sweep (its one child, in a group of its own)."""
+    children = Path(f"/proc/{table_pid}/task/{table_pid}/children").read_text().split()
+    assert len(children) == 1, children
+    pgid = os.getpgid(int(children[0]))
+    assert pgid != os.getpgid(table_pid), "the sweep shares the table command's process group"
+    return pgid
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_sigterm_to_the_table_command_alone_stops_every_run_it_started(env, iwae_script, tmp_path):
+    """`kill PID` or a scheduler signals the table command only: the sweep it launched and the sweep's workers
+    stop too (no run trains on orphaned), each run keeps a checkpoint, and one line says how to resume."""
+    root = tmp_path / "outputs"
+    slow = "train_overrides=['schedule.train_examples=20000','checkpoint_minutes=0.005']"
+    args = ("table1", "profile=smoke", "datasets=[mnist]", "depths=[1]", "ks=[50]", slow, f"output_root={root}")
+    process = background_iwae(iwae_script, args, env, tmp_path / "logs")
+    runs, sweep = root / "runs" / "mnist", None
+    try:
+        process.wait_for(lambda: len(list(runs.glob("*/*/checkpoint.pt"))) == 2, "both runs' first checkpoints")
+        sweep = sweep_group(process.pid)
+        process.popen.send_signal(signal.SIGTERM)
+        assert process.wait() == 128 + signal.SIGTERM
+        errors = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+        assert errors == [
+            "error: stopped by SIGTERM: the runs it started checkpointed and stopped; run the same command again "
+            "to resume them (finished cells are kept)"
+        ], process.stderr[-3000:]
+        assert "Traceback" not in process.stderr
+        deadline = time.monotonic() + 60
+        while not group_gone(sweep):
+            assert time.monotonic() < deadline, "the sweep's processes train on after the table command stopped"
+            time.sleep(0.2)
+        assert all(json.loads((r / "status.json").read_text())["state"] != "done" for r in runs.glob("*/*"))
+    finally:
+        kill_leftovers()
+        if sweep is not None and not group_gone(sweep):
+            os.killpg(sweep, signal.SIGKILL)

@@ -8,7 +8,6 @@ schedule and optimiser) is trained once, as VAE, and read for both rows.
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from iwae_cli.errors import DataError
 from iwae_cli.reports.tables.results import CellKey, RunFilter, collect_runs
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.tasks.group_sweep import groups_on, is_member_key
+from iwae_cli.tasks.tables.children import Children
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def run_sweep(cfg: DictConfig, grid: Grid) -> int:
     ]
     command = [sys.executable, "-m", "iwae_cli", "train", "-m", *overrides]
     log.info("launching %d training jobs: %s", grid.size, " ".join(command[2:]))
-    return subprocess.run(command, check=False).returncode
+    with Children() as children:
+        return children.run(command)
 
 
 def available_datasets(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
@@ -196,8 +197,8 @@ def run_parallel(commands: list[list[str]], at_once: int) -> list[int]:
         at_once,
         "\n  ".join(" ".join(c[2:]) for c in commands),
     )
-    with ThreadPoolExecutor(max_workers=max(1, at_once)) as pool:
-        return list(pool.map(lambda c: subprocess.run(c, check=False).returncode, commands))
+    with Children() as children, ThreadPoolExecutor(max_workers=max(1, at_once)) as pool:
+        return list(pool.map(children.run, commands))
 
 
 def tables_dir(cfg: DictConfig) -> Path:
