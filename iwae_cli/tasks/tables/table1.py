@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +65,21 @@ def schedule_points(cfg: DictConfig) -> list[dict[str, Any]]:
     """Each table cell's NLL (mean over the table's seeds) on every schedule found in the output root whose runs
     are the table's in all but the schedule: how far 10, 40 or 3,280 passes get."""
     objectives, seeds = list(cfg.objectives), list(cfg.seeds)
+    cells = [
+        (d, depth, o, k)
+        for d, depth, k, o in product(cfg.datasets, cfg.depths, cfg.ks, objectives)
+        if shared_cell(o, k, objectives) == (o, k)  # a twin's runs are drawn once, as their own cell
+    ]
     points = []
     for schedule, found in runs_by_schedule(Path(cfg.output_root), run_filter(cfg)).items():
-        for d in cfg.datasets:
-            for depth in cfg.depths:
-                for k in cfg.ks:
-                    for o in objectives:
-                        twin = shared_cell(o, k, objectives)
-                        runs = [found.get(CellKey(d, depth, *twin, s)) for s in seeds]
-                        if twin == (o, k) and all(r is not None and evaluated(r) for r in runs):
-                            summary = cell_summary(runs)
-                            points.append(
-                                {"dataset": d, "layers": depth, "objective": o, "k": k, "schedule": schedule}
-                                | {key: summary[key] for key in ("passes", "nll", "eval_n")}
-                            )
+        for d, depth, o, k in cells:
+            runs = [found.get(CellKey(d, depth, o, k, s)) for s in seeds]
+            if all(r is not None and evaluated(r) for r in runs):
+                summary = cell_summary(runs)
+                points.append(
+                    {"dataset": d, "layers": depth, "objective": o, "k": k, "schedule": schedule}
+                    | {key: summary[key] for key in ("passes", "nll", "eval_n")}
+                )
     return points
 
 

@@ -62,14 +62,14 @@ def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, t
     ]
 
 
-def parent_runs(cfg: DictConfig) -> dict[tuple[int, int], Path]:
+def parent_runs(cfg: DictConfig, seeds: list[int]) -> dict[tuple[int, int], Path]:
     """(experiment, seed) -> the finished Table 1 run it starts from; missing ones are trained first (one sweep
     per first-stage cell, over the seeds it lacks)."""
     root = Path(cfg.output_root)
     wanted = {
         (exp, seed): CellKey("mnist", 1, first[0], first[1], seed)
         for exp, first, _ in TABLE2_EXPERIMENTS
-        for seed in seed_list(cfg.seeds)
+        for seed in seeds
     }
 
     def finished() -> dict[CellKey, Path]:  # trained and evaluated: a run trained without evaluate= is swept again
@@ -96,11 +96,12 @@ def child_run(parent: Path, second: tuple) -> Path:
 def table2_task(cfg: DictConfig) -> str:
     """Table 2: continue the MNIST 1-layer VAE (k=1) with IWAE (k=50) and vice versa, for every seed; write
     table2.csv/.md. Exits 0 only when both experiments have their numbers for every seed."""
-    ready = parent_runs(cfg)
+    seeds = seed_list(cfg.seeds)
+    ready = parent_runs(cfg, seeds)
     todo = [
         (ready[(exp, seed)], first, second)
         for exp, first, second in TABLE2_EXPERIMENTS
-        for seed in cfg.seeds
+        for seed in seeds
         if (exp, seed) in ready and not evaluated(child_run(ready[(exp, seed)], second))
     ]
     # at most one switch run per core, each with its share of the cores
@@ -110,8 +111,8 @@ def table2_task(cfg: DictConfig) -> str:
         log.warning("a switch-objective run failed; its row is marked in the table")
     rows, claims = [], []
     for exp, first, second in TABLE2_EXPERIMENTS:
-        parents = [ready[(exp, seed)] for seed in cfg.seeds if (exp, seed) in ready]
-        rows.append(table2_row(exp, first, second, parents, len(cfg.seeds)))
+        parents = [ready[(exp, seed)] for seed in seeds if (exp, seed) in ready]
+        rows.append(table2_row(exp, first, second, parents, len(seeds)))
         claims += experiment_claims(exp, first, second, parents)
     df = pd.DataFrame(rows)
     out_dir = tables_dir(cfg)
