@@ -12,7 +12,9 @@ import torch
 
 from iwae_cli.reports.tables.claims import nll_claim, verdict
 from iwae_cli.reports.tables.paper import paper_cell, paper_results, total_units
-from iwae_cli.reports.tables.results import paired_nll_difference
+from iwae_cli.reports.tables.results import paired_nll_difference, unfinished_status
+from iwae_cli.runs.lock import hold_run_dir
+from iwae_cli.runs.records import write_status
 from iwae_cli.tasks.tables.sweep import training_grids
 
 
@@ -95,3 +97,14 @@ def test_several_seeds_make_a_claim_account_for_training_noise(tmp_path):
     # a gap that holds on every seed is decided with both standard errors
     c = [seeded_run(tmp_path, s, [v + 2.0 + 0.1 * s for v in base]) for s in shifts]
     assert nll_claim("lowers", "case", c, b, "")["verdict"] == "holds"
+
+
+def test_a_cell_whose_run_stopped_under_a_live_worker_reads_interrupted(tmp_path):
+    # A sweep worker that stopped a run lives on to train the next job, so the pid in the run's 'running'
+    # status is alive; only the free lock shows that nobody trains this run any more.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with hold_run_dir(run_dir):
+        write_status(run_dir, "running")  # this test's process plays the worker
+        assert unfinished_status([run_dir], None).startswith("running elsewhere")
+    assert unfinished_status([run_dir], None) == "interrupted: not evaluated"

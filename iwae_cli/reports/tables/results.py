@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from iwae_cli.runs.lock import lock_owner
-from iwae_cli.runs.records import find_runs, read_json, run_state
+from iwae_cli.runs.records import find_runs, read_json, run_state, run_state_with_lock
 
 
 @dataclass(frozen=True)
@@ -157,4 +157,7 @@ def unfinished_status(runs: list[Path], skip_reason: str | None) -> str:
     owner = lock_owner(runs[0])
     if owner is not None:
         return f"running elsewhere (pid {owner['pid']} on {owner['host']} since {owner['since']})"
-    return f"{run_state(runs[0])}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"
+    # The lock, not status.json's pid, says whether a run still trains: a sweep's worker process outlives a run
+    # it stopped (joblib reuses it for the next job), so the pid a 'running' status names can be alive.
+    state = run_state_with_lock(runs[0])
+    return f"{state}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"
