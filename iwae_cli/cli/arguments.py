@@ -95,4 +95,8 @@ def with_absolute_output_root(args: list[str]) -> list[str]:
                 f"cannot write to the output directory {root} ({e.strerror or e}): choose a writable one with "
                 "output_root=... or IWAE_OUTPUT_ROOT"
             ) from None
-    return [a for a in args if not a.startswith("output_root=")] + [f"output_root={hydra_quoted(str(root))}"]
+    rest = [a for a in args if not a.startswith("output_root=")]
+    # Hydra reads its overrides as one run of words, so `k=5 --cfg job output_root=...` would be refused after the
+    # flag: the pinned override goes just before the first override (at the end when there is none).
+    first = next((i for i, a in enumerate(rest) if "=" in a and not a.startswith("-")), len(rest))
+    return rest[:first] + [f"output_root={hydra_quoted(str(root))}"] + rest[first:]

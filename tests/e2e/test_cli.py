@@ -76,6 +76,14 @@ def test_cfg_job_prints_the_config_and_trains_nothing(iwae_cli, output_root: Pat
     assert not (output_root / "runs").exists()
 
 
+def test_cfg_job_may_follow_the_overrides(iwae_cli, output_root: Path) -> None:
+    # the usual Hydra order; the CLI adds output_root=..., which must not land after the flag
+    result = iwae_cli("table2", "profile=medium", "seeds=[0,1]", "--cfg", "job")
+    assert re.search(r"^seeds:\n- 0\n- 1$", result.stdout, re.M), result.stdout
+    assert f"output_root: {output_root.absolute()}" in result.stdout
+    assert not (output_root / "runs").exists()
+
+
 def test_python_dash_m_help(cli_env: dict[str, str]) -> None:
     result = subprocess.run([sys.executable, "-m", "iwae_cli", "--help"], env=cli_env, capture_output=True,
                             text=True, timeout=120)
