@@ -97,6 +97,13 @@ def with_absolute_output_root(args: list[str]) -> list[str]:
             ) from None
     rest = [a for a in args if not a.startswith("output_root=")]
     # Hydra reads its overrides as one run of words, so `k=5 --cfg job output_root=...` would be refused after the
-    # flag: the pinned override goes just before the first override (at the end when there is none).
-    first = next((i for i, a in enumerate(rest) if "=" in a and not a.startswith("-")), len(rest))
-    return rest[:first] + [f"output_root={hydra_quoted(str(root))}"] + rest[first:]
+    # flag: the pinned override ends the first run of overrides (the end when there is none), and a resume hint
+    # built from these words still reads in the user's order.
+    end = next((i for i, a in enumerate(rest) if _is_override(a)), len(rest))
+    while end < len(rest) and _is_override(rest[end]):
+        end += 1
+    return rest[:end] + [f"output_root={hydra_quoted(str(root))}"] + rest[end:]
+
+
+def _is_override(arg: str) -> bool:
+    return "=" in arg and not arg.startswith("-")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ def requeue_when_stopped(run_dirs: Sequence[Path]) -> Iterator[None]:
 def _hand_to_submitit(stopped: Interrupted, warning: int, run_dirs: Sequence[Path]) -> None:
     """Call submitit's handler for `warning` (its SignalHandler.checkpoint_and_try_requeue, restored once the
     loop let go of the signal): it resubmits the job and exits (SystemExit, let through once the runs are marked
-    requeued), or refuses (RunError). Returns where there is no handler to call, or where it did neither (a task
+    requeued; also when the requeue's SIGTERM killed scontrol first), or refuses (RunError). Returns where there is no handler to call, or where it did neither (a task
     of rank > 0, which submitit never requeues)."""
     from submitit import JobEnvironment
     from submitit.core.utils import UncompletedJobError
@@ -86,6 +87,14 @@ def _hand_to_submitit(stopped: Interrupted, warning: int, run_dirs: Sequence[Pat
                     run_dir, "requeued", f"requeued by submitit as job {job}, which resumes it; {stopped}"
                 )
         raise
+    except subprocess.CalledProcessError as e:
+        if e.returncode != -signal.SIGTERM:
+            raise
+        # `scontrol requeue` can be killed by its own request: the requeue sends SIGTERM to every process of the
+        # job, scontrol included, sometimes before it has exited. End as on SLURM's SIGTERM, without a result:
+        # a requeued job starts again, and submitit reports one that was not (a hard time limit) as it ended.
+        log.warning("%s; scontrol requeue was stopped by SIGTERM: the job ends here without a result", stopped)
+        sys.exit(128 + signal.SIGTERM)
     except UncompletedJobError as refused:
         raise RunError(
             f"{stopped}; submitit did not requeue the job: {first_line(refused)} (hydra.launcher.max_num_timeout "

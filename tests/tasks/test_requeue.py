@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,14 @@ class SubmititHandler:
     def __init__(self, refuse: bool = False):
         self.calls: list[int] = []
         self.refuse = refuse
+        self.scontrol_killed = False
 
     def __call__(self, signum: int, frame=None) -> None:
         self.calls.append(signum)
         if self.refuse:
             raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+        if self.scontrol_killed:  # submitit's check_call, when the requeue's SIGTERM reaches scontrol first
+            raise subprocess.CalledProcessError(-signal.SIGTERM, ["scontrol", "requeue", "77"])
         raise SystemExit(-1)
 
 
@@ -76,6 +80,18 @@ def test_sigterm_ends_the_job_without_a_result(in_submitit_job: SubmititHandler,
         train_until(signal.SIGTERM, tmp_path)
     assert exited.value.code == 128 + signal.SIGTERM
     assert in_submitit_job.calls == [] and state(tmp_path)["state"] == "interrupted"
+
+
+def test_scontrol_killed_by_its_own_requeue_ends_the_job_without_a_result(
+    in_submitit_job: SubmititHandler, tmp_path: Path
+) -> None:
+    """SLURM requeued the job, and its SIGTERM killed scontrol before it exited: an exception here would be
+    written as the job's result and fail the sweep while the requeued job starts again."""
+    in_submitit_job.scontrol_killed = True
+    with pytest.raises(SystemExit) as exited, requeue_when_stopped([tmp_path]):
+        train_until(signal.SIGUSR2, tmp_path)
+    assert exited.value.code == 128 + signal.SIGTERM
+    assert in_submitit_job.calls == [signal.SIGUSR2] and state(tmp_path)["state"] == "interrupted"
 
 
 def test_refused_requeue_is_one_line(in_submitit_job: SubmititHandler, tmp_path: Path) -> None:
