@@ -54,5 +54,4 @@ def test_every_command_in_order_under_one_root_and_a_rerun_skips_what_is_done(tm
     run(tmp_path, str(out))
     again = [c.split()[0] for c in (tmp_path / "calls.txt").read_text().splitlines()]
     assert again == ["table1", "table1", "table2", "table1", "table-extra", "grad-snr", "table1", "table1", "table2"]
-    assert calls[-2] == f"table1 profile=medium datasets=[mnist] seeds=[0,1,2] prune_inactive=false output_root={out}"
     assert calls[-1] == f"table2 profile=medium seeds=[0,1,2] output_root={out}"

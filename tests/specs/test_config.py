@@ -115,3 +115,15 @@ def test_train_keeps_its_run_directory_and_log_file() -> None:
     cfg = composed("train")
     assert cfg["hydra"]["output_subdir"] == ".hydra" and cfg["hydra"]["run"]["dir"].endswith(cfg["run_name"])
     assert cfg["hydra"]["job_logging"]["handlers"]["file"]["filename"] == "job-dir/train.log"
+
+
+@pytest.mark.parametrize(("overrides", "pruned"), [
+    ((), "true"),
+    (("profile=medium",), "false"),  # a second k=5000 pass over the whole test set: the profile leaves it out
+    (("profile=medium", "prune_inactive=true"), "true"),
+])
+def test_the_profile_says_whether_table1_jobs_estimate_the_pruned_nll(overrides, pruned) -> None:
+    from iwae_cli.tasks.tables.sweep import job_overrides
+
+    cfg = compose("table1", overrides=list(overrides))
+    assert f"eval.prune_inactive={pruned}" in job_overrides(cfg, threads=1)

@@ -20,4 +20,6 @@ def test_every_profile_has_a_schedule_no_other_profile_uses() -> None:
 
 
 def test_medium_is_paper4_evaluated_as_the_paper_evaluates() -> None:
-    assert profile("medium") == {"name": "medium", "schedule": "paper4", "eval_k": 5000, "eval_examples": None}
+    assert profile("medium") == {
+        "name": "medium", "schedule": "paper4", "eval_k": 5000, "eval_examples": None, "prune_inactive": False
+    }
