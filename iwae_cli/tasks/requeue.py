@@ -68,8 +68,8 @@ def requeue_when_stopped(run_dirs: Sequence[Path]) -> Iterator[None]:
 def _hand_to_submitit(stopped: Interrupted, warning: int, run_dirs: Sequence[Path]) -> None:
     """Call submitit's handler for `warning` (its SignalHandler.checkpoint_and_try_requeue, restored once the
     loop let go of the signal): it resubmits the job and exits (SystemExit, let through once the runs are marked
-    requeued; also when the requeue's SIGTERM killed scontrol first), or refuses (RunError). Returns where there is no handler to call, or where it did neither (a task
-    of rank > 0, which submitit never requeues)."""
+    requeued; also when the requeue's SIGTERM killed scontrol first), or refuses (RunError). Returns where there
+    is no handler to call, or where it did neither (a task of rank > 0, which submitit never requeues)."""
     from submitit import JobEnvironment
     from submitit.core.utils import UncompletedJobError
 
