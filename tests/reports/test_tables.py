@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from iwae_cli.reports.tables.claims import nll_claim, verdict
+from iwae_cli.reports.tables.claims import nll_claim, table1_claims, verdict
 from iwae_cli.reports.tables.paper import paper_cell, paper_results, total_units
 from iwae_cli.reports.tables.results import paired_nll_difference, unfinished_status
 from iwae_cli.runs.lock import hold_run_dir
@@ -72,6 +72,19 @@ def test_the_k1_cells_are_trained_once_when_vae_and_iwae_coincide():
     # without the VAE nothing is shared; without k=1 there is one grid
     assert [g.values["model"] for g in training_grids(["mnist"], [1], [1], ["iwae", "stl"], [0])] == [["iwae", "stl"]]
     assert len(training_grids(["mnist"], [1], [5], ["vae", "iwae"], [0])) == 1
+
+
+def test_two_layers_against_one_counts_the_shared_k1_model_once(tmp_path):
+    # table1 files the VAE k=1 runs under IWAE k=1 too: the claim must not judge that one model twice
+    cells = {}
+    for depth in (1, 2):
+        for k in (1, 5, 50):
+            for o in ("vae", "iwae"):
+                run = evaluated_run(tmp_path, [-90.0 - depth - k - len(o)] * 4)
+                cells[(depth, o, k)] = cells[(depth, "vae", 1)] if (o, k) == ("iwae", 1) else [run]
+    claims = table1_claims({("mnist", *key): runs for key, runs in cells.items()}, ["mnist"], [1, 2])
+    cases = [c["case"] for c in claims if c["claim"] == "two stochastic layers beat one"]
+    assert cases == ["mnist k=1", "mnist vae k=5", "mnist vae k=50", "mnist iwae k=5", "mnist iwae k=50"]
 
 
 def seeded_run(tmp_path: Path, seed: int, values: list[float]) -> Path:

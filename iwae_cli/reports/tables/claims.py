@@ -129,17 +129,17 @@ def table1_claims(
                 )
             )
         if 1 in layers and 2 in layers:
-            for o in ("vae", "iwae"):
-                for k in (1, 5, 50):
-                    claims.append(
-                        nll_claim(
-                            "two stochastic layers beat one",
-                            f"{d} {o} k={k}",
-                            runs(d, 2, o, k),
-                            runs(d, 1, o, k),
-                            "NLL(2 layers) - NLL(1 layer)",
-                        )
+            # IWAE with k=1 is the VAE with k=1 (the same model), so k=1 is one case, not one per objective
+            for o, k in (("vae", 1), ("vae", 5), ("vae", 50), ("iwae", 5), ("iwae", 50)):
+                claims.append(
+                    nll_claim(
+                        "two stochastic layers beat one",
+                        f"{d} k=1" if k == 1 else f"{d} {o} k={k}",
+                        runs(d, 2, o, k),
+                        runs(d, 1, o, k),
+                        "NLL(2 layers) - NLL(1 layer)",
                     )
+                )
     return claims
 
 
