@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from iwae_cli.reports.tables.claims import nll_claim, table1_claims, verdict
+from iwae_cli.reports.tables.claims import nll_claim, table1_claims, units_claim, verdict
 from iwae_cli.reports.tables.paper import paper_cell, paper_results, total_units
 from iwae_cli.reports.tables.results import paired_nll_difference, unfinished_status
 from iwae_cli.runs.lock import hold_run_dir
@@ -114,6 +114,33 @@ def test_several_seeds_make_a_claim_account_for_training_noise(tmp_path):
     # a gap that holds on every seed is decided with both standard errors
     c = [seeded_run(tmp_path, s, [v + 2.0 + 0.1 * s for v in base]) for s in shifts]
     assert nll_claim("lowers", "case", c, b, "")["verdict"] == "holds"
+
+
+def counted_run(tmp_path: Path, seed: int, label: str) -> Path:
+    """A run of one seed whose metrics.json has its active-unit count, as the evaluation writes it."""
+    path = tmp_path / f"units{len(list(tmp_path.iterdir()))}"
+    path.mkdir()
+    (path / "metrics.json").write_text(json.dumps({"run": {"seed": seed}, "active_units": {"label": label}}))
+    return path
+
+
+def test_a_units_claim_weighs_the_seeds_against_each_other(tmp_path):
+    # medium Table 2, IWAE k=50 -> VAE k=1: 25 -> 25, 26 -> 25, 25 -> 25 (one seed's single unit is noise)
+    before = [counted_run(tmp_path, s, u) for s, u in enumerate(["25", "26", "25"])]
+    after = [counted_run(tmp_path, s, "25") for s in range(3)]
+    fewer = units_claim("lowers", "case", after, before, "", more=False)
+    assert fewer["difference"] == pytest.approx(-1 / 3, abs=1e-3) and fewer["seeds"] == 3
+    assert fewer["seed_se"] == pytest.approx(1 / 3, abs=1e-3) and fewer["verdict"].startswith("inconclusive")
+    # a gain on every seed holds; no change on any seed does not hold (not inconclusive: nothing varies)
+    more = [counted_run(tmp_path, s, u) for s, u in enumerate(["30", "30", "31"])]
+    assert units_claim("raises", "case", more, after, "", more=True)["verdict"] == "holds"
+    assert units_claim("raises", "case", after, after, "", more=True)["verdict"] == "does not hold"
+    # the counts are paired by seed, and a 2-layer label counts both layers
+    two = [counted_run(tmp_path, s, f"{90 + s}+9") for s in (2, 0, 1)]
+    assert units_claim("raises", "case", two, after, "", more=True)["difference"] == pytest.approx(75.0)
+    # one seed decides on its sign and says what it leaves out
+    one = units_claim("lowers", "case", after[1:2], before[1:2], "", more=False)
+    assert one["verdict"] == "holds (one seed: training noise not measured)"
 
 
 def test_a_cell_whose_run_stopped_under_a_live_worker_reads_interrupted(tmp_path):

@@ -2,11 +2,13 @@
 
 A difference in NLL counts only when it exceeds NOISE_Z standard errors of two kinds: over test examples
 (paired: the same binarised test set for both sides) and, with several seeds, over seeds (paired by seed),
-which measures training noise. With one seed only the first is known, and the verdict says so.
+which measures training noise. With one seed only the first is known, and the verdict says so. A count of
+active units has no error over test examples, but it too changes from seed to seed.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -58,29 +60,42 @@ def nll_claim(
 def units_claim(
     claim: str, case: str, a: list[Path], b: list[Path], difference_of: str, more: bool
 ) -> dict[str, Any]:
-    """A claim that a has more (more=True) or fewer active units than b (means over seeds); counts are exact,
-    so no standard error."""
-    ua = [_units(r) for r in a]
-    ub = [_units(r) for r in b]
-    diff = None if not a or not b or None in ua + ub else sum(ua) / len(ua) - sum(ub) / len(ub)
+    """A claim that a has more (more=True) or fewer active units than b, judged on the mean over seeds of the
+    same-seed difference in counts; with two or more seeds it must also exceed NOISE_Z standard errors over
+    seeds (one seed's unit more, the others' none, is training noise, not a finding)."""
+    ua, ub = _units_by_seed(a), _units_by_seed(b)
+    diffs = [ua[s] - ub[s] for s in ua if s in ub]
+    diff = sum(diffs) / len(diffs) if diffs else None
+    seed_se = float(pd.Series(diffs).std() / math.sqrt(len(diffs))) if len(diffs) > 1 else None
     if diff is None:
         result = "not measured"
+    elif seed_se and abs(diff) <= NOISE_Z * seed_se:  # seed_se 0: every seed agrees, nothing to weigh
+        result = f"inconclusive (|diff| <= {NOISE_Z:g} SE)"
     else:
         result = "holds" if (diff > 0 if more else diff < 0) else "does not hold"
+    if diff is not None and seed_se is None:
+        result += f" ({ONE_SEED})"
     return {
         "claim": claim,
         "case": case,
         "difference_of": difference_of,
         "difference": _round(diff),
         "se": None,
-        "seed_se": None,
-        "seeds": min(len(a), len(b)) if diff is not None else None,
+        "seed_se": _round(seed_se),
+        "seeds": len(diffs) or None,
         "verdict": result,
     }
 
 
-def _units(run_dir: Path) -> int | None:
-    return total_units(read_json(run_dir / "metrics.json").get("active_units", {}).get("label"))
+def _units_by_seed(runs: list[Path]) -> dict[int, int]:
+    """Each run's total active units (all layers), keyed by its seed; runs without a count are left out."""
+    out = {}
+    for r in runs:
+        metrics = read_json(r / "metrics.json")
+        units = total_units(metrics.get("active_units", {}).get("label"))
+        if units is not None:
+            out[metrics.get("run", {}).get("seed", 0)] = units
+    return out
 
 
 def _round(x: float | None) -> float | None:
