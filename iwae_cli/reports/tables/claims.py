@@ -8,15 +8,17 @@ active units has no error over test examples, but it too changes from seed to se
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from iwae_cli.reports.tables.paper import total_units
-from iwae_cli.reports.tables.results import paired_nll_difference, seed_level_difference
-from iwae_cli.runs.records import read_json
+from iwae_cli.reports.tables.results import (
+    paired_nll_difference,
+    seed_level_difference,
+    seed_paired_difference,
+    units_by_seed,
+)
 
 NOISE_Z = 2.0  # a difference counts only when it exceeds this many standard errors
 ONE_SEED = "one seed: training noise not measured"
@@ -63,10 +65,8 @@ def units_claim(
     """A claim that a has more (more=True) or fewer active units than b, judged on the mean over seeds of the
     same-seed difference in counts; with two or more seeds it must also exceed NOISE_Z standard errors over
     seeds (one seed's unit more, the others' none, is training noise, not a finding)."""
-    ua, ub = _units_by_seed(a), _units_by_seed(b)
-    diffs = [ua[s] - ub[s] for s in ua if s in ub]
-    diff = sum(diffs) / len(diffs) if diffs else None
-    seed_se = float(pd.Series(diffs).std() / math.sqrt(len(diffs))) if len(diffs) > 1 else None
+    paired = seed_paired_difference(units_by_seed(a), units_by_seed(b))
+    diff, seed_se, seeds = paired if paired else (None, None, None)
     if diff is None:
         result = "not measured"
     elif seed_se and abs(diff) <= NOISE_Z * seed_se:  # seed_se 0: every seed agrees, nothing to weigh
@@ -82,20 +82,9 @@ def units_claim(
         "difference": _round(diff),
         "se": None,
         "seed_se": _round(seed_se),
-        "seeds": len(diffs) or None,
+        "seeds": seeds,
         "verdict": result,
     }
-
-
-def _units_by_seed(runs: list[Path]) -> dict[int, int]:
-    """Each run's total active units (all layers), keyed by its seed; runs without a count are left out."""
-    out = {}
-    for r in runs:
-        metrics = read_json(r / "metrics.json")
-        units = total_units(metrics.get("active_units", {}).get("label"))
-        if units is not None:
-            out[metrics.get("run", {}).get("seed", 0)] = units
-    return out
 
 
 def _round(x: float | None) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from iwae_cli.reports.tables.paper import total_units
 from iwae_cli.runs.lock import lock_owner
 from iwae_cli.runs.records import find_runs, read_json, run_state, run_state_with_lock
 
@@ -99,15 +100,33 @@ def nll_by_seed(runs: list[Path]) -> dict[int, float]:
     return out
 
 
+def units_by_seed(runs: list[Path]) -> dict[int, int]:
+    """Each run's total active units (all layers), keyed by its seed; runs without a count are left out."""
+    out = {}
+    for r in runs:
+        metrics = read_json(r / "metrics.json")
+        units = total_units(metrics.get("active_units", {}).get("label"))
+        if units is not None:
+            out[metrics["run"]["seed"]] = units
+    return out
+
+
+def seed_paired_difference(va: dict[int, float], vb: dict[int, float]) -> tuple[float, float | None, int] | None:
+    """Mean over the seeds both sides have of va[seed] - vb[seed], its standard error over seeds (None for one
+    seed) and the number of seeds; None when they share no seed."""
+    diffs = [va[s] - vb[s] for s in va if s in vb]
+    if not diffs:
+        return None
+    series = pd.Series(diffs)
+    se = float(series.std() / math.sqrt(len(diffs))) if len(diffs) > 1 else None
+    return float(series.mean()), se, len(diffs)
+
+
 def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float, int] | None:
     """Mean over seeds of NLL(a, seed) - NLL(b, seed), its standard error over seeds and the number of seeds
     (paired by seed; None for fewer than 2 seeds in common): the training noise the example SE leaves out."""
-    na, nb = nll_by_seed(a), nll_by_seed(b)
-    diffs = [na[s] - nb[s] for s in na if s in nb]
-    if len(diffs) < 2:
-        return None
-    series = pd.Series(diffs)
-    return float(series.mean()), float(series.std() / math.sqrt(len(diffs))), len(diffs)
+    paired = seed_paired_difference(nll_by_seed(a), nll_by_seed(b))
+    return paired if paired and paired[1] is not None else None
 
 
 def cell_summary(runs: list[Path]) -> dict[str, Any]:
