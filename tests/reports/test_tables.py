@@ -23,6 +23,9 @@ def test_verdicts_respect_noise():
     assert verdict(3.0, 1.0, expect_negative=True) == "does not hold"
     assert verdict(-1.5, 1.0, expect_negative=True).startswith("inconclusive")
     assert verdict(None, None, expect_negative=True) == "not measured"
+    # without a standard error the sign decides either way, and no difference is no gain
+    assert verdict(2.0, None, expect_negative=False) == "holds"
+    assert verdict(0.0, None, expect_negative=False) == "does not hold"
     assert total_units("16+5") == 21 and total_units(None) is None
 
 

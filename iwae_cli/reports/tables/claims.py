@@ -25,12 +25,18 @@ ONE_SEED = "one seed: training noise not measured"
 
 
 def verdict(diff: float | None, se: float | None, expect_negative: bool) -> str:
-    """holds / does not hold / inconclusive (within NOISE_Z standard errors) / not measured."""
+    """holds / does not hold / inconclusive (within NOISE_Z standard errors) / not measured. Without a standard
+    error the sign decides, and no difference at all does not hold."""
     if diff is None:
         return "not measured"
     if se is not None and abs(diff) <= NOISE_Z * se:
         return f"inconclusive (|diff| <= {NOISE_Z:g} SE)"
-    return "holds" if (diff < 0) == expect_negative else "does not hold"
+    return "holds" if (diff < 0 if expect_negative else diff > 0) else "does not hold"
+
+
+def one_seed(result: str) -> str:
+    """A verdict that says what one seed leaves out, inside its parentheses where it has some."""
+    return result[:-1] + f"; {ONE_SEED})" if result.endswith(")") else f"{result} ({ONE_SEED})"
 
 
 def nll_claim(
@@ -46,7 +52,7 @@ def nll_claim(
     noise = None if se is None else max(se, seed_se or 0.0)
     result = verdict(diff, noise, expect_negative=lower)
     if diff is not None and by_seed is None:  # say what the verdict leaves out
-        result = result[:-1] + f"; {ONE_SEED})" if result.endswith(")") else f"{result} ({ONE_SEED})"
+        result = one_seed(result)
     return {
         "claim": claim,
         "case": case,
@@ -67,14 +73,10 @@ def units_claim(
     seeds (one seed's unit more, the others' none, is training noise, not a finding)."""
     paired = seed_paired_difference(units_by_seed(a), units_by_seed(b))
     diff, seed_se, seeds = paired if paired else (None, None, None)
-    if diff is None:
-        result = "not measured"
-    elif seed_se and abs(diff) <= NOISE_Z * seed_se:  # seed_se 0: every seed agrees, nothing to weigh
-        result = f"inconclusive (|diff| <= {NOISE_Z:g} SE)"
-    else:
-        result = "holds" if (diff > 0 if more else diff < 0) else "does not hold"
+    # seed_se 0: every seed agrees, nothing to weigh, so the sign decides
+    result = verdict(diff, seed_se or None, expect_negative=not more)
     if diff is not None and seed_se is None:
-        result += f" ({ONE_SEED})"
+        result = one_seed(result)
     return {
         "claim": claim,
         "case": case,
