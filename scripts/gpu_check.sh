@@ -100,7 +100,7 @@ done
 import json, sys
 from pathlib import Path
 import pandas as pd
-from iwae_cli.runs.atomic import atomic_write_json
+from iwae_cli.core.atomic import atomic_write_json
 from iwae_cli.reports.bench import projection_text
 from iwae_cli.reports.projection import project_hours
 out = Path(sys.argv[1])

@@ -11,13 +11,12 @@ from typing import Annotated
 
 import typer
 
-from iwae_cli.data.download import download_dataset, verify_dataset
-from iwae_cli.data.loading import resolve_data_dir
 from iwae_cli.data.registry import DATASET_NAMES
 from iwae_cli.errors import DataError, IwaeError
 
 data_app = typer.Typer(
-    help=f"Download and check the data files ({', '.join(DATASET_NAMES)}). Example: iwae data download mnist",
+    help=f"Download and check the data files. Datasets: {', '.join(DATASET_NAMES)}. "
+    "Example: iwae data download mnist",
     no_args_is_help=True,
 )
 _NAMES_HELP = f"{', '.join(DATASET_NAMES)} or all."
@@ -48,6 +47,9 @@ def download_command(
     ] = None,
 ) -> None:
     """Download a dataset and check its checksums. Example: iwae data download mnist --data-dir ~/data"""
+    from iwae_cli.data.download import download_dataset  # here, not above: `iwae --help` need not load them
+    from iwae_cli.data.loading import resolve_data_dir
+
     try:
         root = resolve_data_dir(data_dir)
         for name in _names(dataset):
@@ -73,6 +75,9 @@ def verify_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Check the data files of ``dataset`` and print one line per file (see ``_VERIFY_HELP``)."""
+    from iwae_cli.data.download import verify_dataset
+    from iwae_cli.data.loading import resolve_data_dir
+
     try:
         root = resolve_data_dir(data_dir)
         names = _names(dataset)

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import hydra
 import typer
 
-from iwae_cli.cli.arguments import quote_numeric_choices, with_absolute_output_root
 from iwae_cli.cli.data import data_app
-from iwae_cli.cli.search import search_arguments
 from iwae_cli.errors import ConfigError, IwaeError
-from iwae_cli.runs.records import describe_runs
-from iwae_cli.tasks.group_sweep import grouped_arguments
+
+# Only Typer and the light modules above load before a command runs: `iwae --help` and `iwae runs --help` must
+# answer at once, so Hydra, torch and the task modules are imported inside the commands that use them
+# (tests/e2e/test_cli_startup.py checks the import graph).
 
 app = typer.Typer(
+    # \b keeps the example's lines as written (Click would rewrap them and split "active-units" at its hyphen)
     help="Reproduce and extend 'Importance Weighted Autoencoders' (Burda et al., ICLR 2016).\n\n"
-    "Example: iwae train model=iwae k=50    (then: iwae eval-nll, iwae active-units, iwae runs)",
+    "\b\nExample: iwae train model=iwae k=50\nthen:    iwae eval-nll, iwae active-units, iwae runs",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,8 +38,13 @@ HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 
 def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
     """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
-    module_name, function_name = task_path.split(":")
-    task = getattr(importlib.import_module(f"iwae_cli.{module_name}"), function_name)
+    import hydra
+
+    from iwae_cli.cli.arguments import quote_numeric_choices, with_absolute_output_root
+    from iwae_cli.cli.group_sweep import grouped_arguments
+    from iwae_cli.cli.search import search_arguments
+
+    task = lazy_task(task_path)
     try:
         args = with_absolute_output_root(quote_numeric_choices(args))
         if command == "train":
@@ -54,6 +61,26 @@ def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -
         raise typer.Exit(2) from None
     finally:
         sys.argv = saved
+
+
+def lazy_task(task_path: str) -> Callable[[Any], Any]:
+    """The task `task_path` ("module:function") names, its module imported only when Hydra calls it: Hydra's
+    --help, --cfg and --info never do, and need not wait for torch. The stand-in carries the task's module and
+    name, from which Hydra names the job (hydra.job.name, the job's log file).
+
+    It runs the task with its log lines kept clear of the progress bars (core/runtime.py, logs_clear_of_bars):
+    only here, once Hydra has set up the job's logging, do the console handlers to redirect exist."""
+    module_name, function_name = task_path.split(":")
+    module = f"iwae_cli.{module_name}"
+
+    def task(cfg: Any) -> Any:
+        from iwae_cli.core.runtime import logs_clear_of_bars
+
+        with logs_clear_of_bars():
+            return getattr(importlib.import_module(module), function_name)(cfg)
+
+    task.__module__, task.__name__, task.__qualname__ = module, function_name, function_name
+    return task
 
 
 def hydra_command(name: str, task_path: str, config_name: str, summary: str, example: str) -> None:
@@ -89,16 +116,16 @@ hydra_command(
 )
 hydra_command(
     "switch-objective",
-    "tasks.train:switch_objective_task",
+    "tasks.switch:switch_objective_task",
     "switch_objective",
-    "Continue a finished run with another objective (Table 2).",
+    "Continue a run with another objective (Table 2).",
     "iwae switch-objective run=outputs/runs/mnist/L1-vae-k1/quick-text-paper-sum-seed0 model=iwae k=50",
 )
 hydra_command(
     "table1",
     "tasks.tables.table1:table1_task",
     "table1",
-    "Regenerate Table 1 (all cells, one sweep) with the paper's numbers.",
+    "Regenerate Table 1 beside the paper's numbers.",
     "iwae table1 profile=quick",
 )
 hydra_command(
@@ -112,7 +139,7 @@ hydra_command(
     "table-extra",
     "tasks.tables.extra:table_extra_task",
     "table_extra",
-    "Compare newer estimators/bounds (STL, DReG, MIWAE, CIWAE, PIWAE, RWS) with VAE and IWAE.",
+    "Compare STL, DReG, MIWAE, CIWAE, PIWAE, RWS with IWAE.",
     "iwae table-extra seeds=[0,1,2]",
 )
 hydra_command(
@@ -126,7 +153,7 @@ hydra_command(
     "bench",
     "tasks.bench:bench_task",
     "bench",
-    "Benchmark training and evaluation against the matmul ceiling.",
+    "Time training and evaluation against the matmul ceiling.",
     "iwae bench min_seconds=1",
 )
 
@@ -143,12 +170,25 @@ def runs_command(
     root: Path = typer.Option(
         Path("outputs"), envvar="IWAE_OUTPUT_ROOT", help="The output root (holds runs/); as output_root=..."
     ),
+    remove: bool = typer.Option(
+        False, "--remove", help="Delete the runs listed, refusing running ones (without --yes: only say which)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="With --remove: really delete them."),
 ) -> None:
     """List run directories with their configuration and state.
-    Example: iwae runs objective=iwae,vae k=50 sort=test_nll"""
+    Example: iwae runs objective=iwae,vae k=50 sort=test_nll
+    (iwae runs --remove state=failed: which runs would go; add --yes to delete them)"""
+    from iwae_cli.runs.records import describe_runs
+
     try:
         where = listing_arguments(settings or [])
         root = Path(where.pop("output_root", [str(root)])[-1]).expanduser()
+        if yes and not remove:
+            raise ConfigError("--yes confirms --remove: write iwae runs --remove --yes KEY=VALUE ...")
+        if remove:
+            from iwae_cli.cli.remove_runs import remove_command
+
+            raise typer.Exit(remove_command(root, where, where.pop("sort", None), really=yes))
         typer.echo(describe_runs(root, where, where.pop("sort", None)))
     except IwaeError as e:
         typer.echo(f"error: {e}", err=True)

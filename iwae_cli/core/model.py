@@ -17,8 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iwae_cli.errors import ConfigError
-
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -85,22 +83,6 @@ class Architecture:
     encoder_hidden: tuple[tuple[int, ...], ...]
     decoder_hidden: tuple[tuple[int, ...], ...]
     x_dim: int = 784  # MNIST's 28x28; a run's is its dataset's (DatasetSpec.n_pixels)
-
-    @classmethod
-    def from_config(cls, arch, x_dim: int = 784) -> Architecture:
-        """Build from the `arch` config node and the dataset's input size, with one clear error for inconsistent
-        sizes."""
-        latent = tuple(int(u) for u in arch.latent_units)
-        enc = tuple(tuple(int(u) for u in layer) for layer in arch.encoder_hidden)
-        dec = tuple(tuple(int(u) for u in layer) for layer in arch.decoder_hidden)
-        if not latent or any(u < 1 for u in latent) or any(u < 1 for layer in enc + dec for u in layer):
-            raise ConfigError(f"arch sizes must be positive integers, got latent_units={list(latent)}")
-        if not (len(enc) == len(dec) == len(latent)):
-            raise ConfigError(
-                f"arch.latent_units has {len(latent)} layers but encoder_hidden has {len(enc)} and "
-                f"decoder_hidden {len(dec)}: give one hidden-size list per stochastic layer"
-            )
-        return cls(latent, enc, dec, x_dim)
 
 
 class IWAEModel(nn.Module):

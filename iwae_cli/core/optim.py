@@ -74,12 +74,6 @@ class OptimSpec:
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown optim.variant={self.variant}; use optim=paper or optim=original_code")
 
-    @classmethod
-    def from_config(cls, optim_config) -> OptimSpec:
-        """From the `optim` config node (variant, beta1, beta2, eps)."""
-        betas = (float(optim_config.beta1), float(optim_config.beta2))
-        return cls(str(optim_config.variant), betas, float(optim_config.eps))
-
 
 def build_optimizer(params: Iterable, spec: OptimSpec, lr: float) -> torch.optim.Optimizer:
     """Adam as `spec` says; lr is the first stage's learning rate."""

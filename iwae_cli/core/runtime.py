@@ -1,14 +1,18 @@
-"""Process-level concerns shared by the stages: the device, CPU threads, progress bars, and turning signals into a
-clean stop."""
+"""Process-level concerns shared by the stages: the device, CPU threads, progress bars (and log lines beside
+them), and turning signals into a clean stop."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 import torch
+from tqdm.auto import tqdm  # the class of the bars (their lock and instances)
 
 from iwae_cli.errors import ConfigError
 
@@ -108,3 +112,50 @@ def cpu_count() -> int:
 def progress_disabled(progress: bool | None) -> bool | None:
     """tqdm's `disable` for a progress setting: True/False force it, None lets tqdm show it only on a terminal."""
     return None if progress is None else not progress
+
+
+class _AroundBars:
+    """A console stream whose writes clear the progress bars first and redraw them after (tqdm's
+    external_write_mode), so what is written starts on a line of its own and the bar continues below it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        for console in (sys.stdout, sys.stderr):  # what a bar wrote to the other stream (a closed bar's newline)
+            if console is not self.stream:  # goes out first
+                console.flush()
+        with tqdm.external_write_mode(file=self.stream):
+            written = self.stream.write(text)
+            self.stream.flush()  # out before the bar is redrawn (stdout need not be line-buffered)
+        return written
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        """Everything else (isatty, encoding, name) as the stream has it: a formatter may ask."""
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def logs_clear_of_bars() -> Iterator[None]:
+    """Within the block, the root logger's console handlers write around the progress bars, never into one.
+
+    A bar (stderr) leaves the cursor at its end; a log line (stdout) written then would be glued to it and the
+    next redraw would overwrite the line. Only the handlers' streams change: their level, format and filters,
+    and every file handler, stay as they are. Enter it where the handlers exist: Hydra sets up job logging
+    just before it calls the task, so the CLI enters this around the task (cli/main.py, lazy_task).
+    """
+    swapped = [
+        (handler, handler.stream)
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr)
+    ]
+    for handler, stream in swapped:
+        handler.setStream(_AroundBars(stream))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)

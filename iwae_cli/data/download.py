@@ -1,7 +1,8 @@
 """Verified downloads of the data files.
 
 Each file is streamed into a hidden temp file beside its final name while its MD5 (and SHA-256, where known)
-are computed; it is renamed onto the final name only if the checksums match. So the final name only ever holds
+are computed; it is renamed onto the final name only if the checksums match (iwae_cli.core.atomic, the product's
+one way of writing a file, which also gives it the usual permissions). So the final name only ever holds
 a verified file, whatever happens (a dropped connection, a wrong file on a mirror, Ctrl-C). The files, their
 checksums and URLs come from the dataset declarations (registry.py).
 """
@@ -11,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
 
-from iwae_cli.data.registry import RemoteFile, get_dataset
+from iwae_cli.core.atomic import atomic_write
+from iwae_cli.data.registry import get_dataset
+from iwae_cli.data.spec import RemoteFile
 from iwae_cli.errors import DataError
 
 TIMEOUT_S = 30.0
+DATA_FOLDER = "data directory (--data-dir or IWAE_DATA_DIR)"
 _CHUNK = 1 << 20
 
 
@@ -142,29 +145,15 @@ def _fetch(remote: RemoteFile, urls: list[str], target: Path, progress: bool, ti
 
 
 def _fetch_one(remote: RemoteFile, url: str, target: Path, progress: bool, timeout: float) -> None:
-    """Stream ``url`` into a temp file beside ``target``; rename it onto ``target`` if the checksums match."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=target.parent)
-    except OSError as e:
-        raise DataError(
-            f"cannot write to {target.parent}: {e.strerror or e}; choose a writable --data-dir"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            md5, sha256 = _stream(url, out, target.parent, remote.name, progress, timeout)
-            out.flush()
-            os.fsync(out.fileno())
-        verdict = _compare(remote, md5, sha256)
+    """Stream ``url`` into ``target`` atomically (core.atomic: a temp file beside it, removed on any failure,
+    Ctrl-C included), which takes the final name only if the checksums match."""
+
+    def verified(out) -> None:
+        verdict = _compare(remote, *_stream(url, out, target.parent, remote.name, progress, timeout))
         if verdict != "ok":
             raise _Rejected(verdict)
-        os.replace(tmp, target)
-    except BaseException:
-        # any failure, Ctrl-C included: no partial file may stay behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(target, verified, folder=DATA_FOLDER, error=DataError)
 
 
 def _stream(url: str, out, folder: Path, label: str, progress: bool, timeout: float) -> tuple[str, str]:

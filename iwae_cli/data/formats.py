@@ -10,38 +10,14 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from iwae_cli.data.spec import DatasetSpec, Parts
 from iwae_cli.errors import DataError
 
-
-class DatasetSpec(Protocol):
-    """What a reader needs of a dataset's declaration (registry.DatasetSpec): its name, the file of each
-    split, where a file lies, and the image size."""
-
-    name: str
-    split_files: dict[str, str]
-    image_shape: tuple[int, int]
-
-    @property
-    def n_pixels(self) -> int: ...
-
-    def path(self, folder: Path, name: str) -> Path: ...
-
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
-
-
-@dataclass(frozen=True)
-class Parts:
-    """The arrays a dataset's files hold; ``valid`` only where the dataset ships its own validation split."""
-
-    train: np.ndarray
-    test: np.ndarray
-    valid: np.ndarray | None = None
 
 
 def idx_parts(spec: DatasetSpec, folder: Path) -> Parts:

@@ -23,7 +23,8 @@ from iwae_cli.core.noise import FixedBinary
 
 # the module, not its names: tests stand in for download_dataset on it
 from iwae_cli.data import download as downloads
-from iwae_cli.data.registry import DATASET_NAMES, DatasetSpec, get_dataset
+from iwae_cli.data.registry import DATASET_NAMES, get_dataset
+from iwae_cli.data.spec import DatasetSpec
 from iwae_cli.errors import ConfigError, DataError
 
 __all__ = ["DATASET_NAMES", "DOWNLOAD_MODES", "Splits", "ensure_files", "load_dataset", "load_split",

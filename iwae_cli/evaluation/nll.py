@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from iwae_cli.core.activity import entry_masks
+from iwae_cli.core.atomic import atomic_write
 from iwae_cli.core.estimators import NLLEstimate, estimate_nll
 from iwae_cli.core.model import IWAEModel
 from iwae_cli.core.prune import prune_inactive
 from iwae_cli.data.loading import load_split
 from iwae_cli.evaluation.spec import DataSource, NLLSpec
-from iwae_cli.runs.atomic import atomic_write
 from iwae_cli.runs.records import record_metrics
 
 

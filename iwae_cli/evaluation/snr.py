@@ -9,7 +9,6 @@ estimates on one fixed binarised minibatch and report the mean, over parameters,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -20,7 +19,6 @@ from iwae_cli.core.model import IWAEModel
 from iwae_cli.core.noise import binarize, draw_noise
 from iwae_cli.core.objectives import build_objective
 from iwae_cli.core.runtime import progress_disabled
-from iwae_cli.runs.figures import plt, save_figure
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,3 @@ def signal_to_noise(grads: torch.Tensor) -> dict[str, float]:
         "snr_median": float(snr.median()),
         "parameters": int(varying.sum()),
     }
-
-
-def plot_snr(df: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=False)
-    for ax, part in zip(axes, ("encoder", "decoder"), strict=True):
-        for objective, group in df[df.part == part].groupby("objective"):
-            ax.plot(group.k, group.snr_mean, marker="o", label=objective)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("k")
-        ax.set_ylabel("mean gradient SNR")
-        ax.set_title(f"{part} gradient")
-        ax.legend()
-    save_figure(fig, path)

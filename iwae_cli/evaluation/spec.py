@@ -1,10 +1,19 @@
 """What an evaluation needs, as plain frozen settings built once from the command's config
-(iwae_cli.specs.evaluation): where the images come from, the NLL estimate's k and draws, the active-unit rule."""
+(iwae_cli.specs.evaluation): where the images come from, the NLL estimate's k and draws, the active-unit rule
+(with the reports' function that draws its histogram)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+# draws the histogram of log A_u: (A_u per layer, threshold, path of the PNG, inclusive)
+Histogram = Callable[[list["torch.Tensor"], float, Path, bool], None]
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,16 @@ class NLLSpec:
 @dataclass(frozen=True)
 class ActivitySpec:
     """Active units on `examples` binarised training images (drawn from `seed`): A_u > threshold (>= with
-    inclusive), the paper's expectation over `posterior_samples` draws."""
+    inclusive), the paper's expectation over `posterior_samples` draws. `histogram` draws active_units.png;
+    the command passes the reports' (iwae_cli.specs.evaluation), since this layer may not import the reports
+    (None: no figure)."""
 
     threshold: float
     inclusive: bool
     examples: int
     posterior_samples: int
     seed: int
+    histogram: Histogram | None = field(default=None, compare=False, repr=False)
 
     def recorded_as(self, name: str) -> dict[str, Any]:
         """What the metrics.json entry `name` (active_units or active_units_expected) made with these settings

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from iwae_cli.core.atomic import atomic_write_json
 from iwae_cli.core.estimators import log_likelihood_estimates
 from iwae_cli.core.model import Architecture, IWAEModel, build_model
 from iwae_cli.core.objectives import build_log_weight_bound, build_objective
@@ -26,7 +27,6 @@ from iwae_cli.core.optim import OptimSpec, build_optimizer
 from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import first_line
 from iwae_cli.reports.projection import project_hours
-from iwae_cli.runs.atomic import atomic_write_json
 from iwae_cli.training.lockstep_step import GroupStep, Member
 from iwae_cli.training.step import CompiledStep, train_step
 

@@ -1,8 +1,8 @@
 """Checkpoints: everything needed to continue a run bit for bit, written atomically, read with weights_only.
 
 A checkpoint holds the model, the optimiser, the training generator's state, the position in the schedule, the
-per-epoch history and a fingerprint of the configuration that defines the run, so that a run directory cannot
-silently continue under another configuration.
+per-epoch history and the run's identity (its fingerprint, iwae_cli.specs.identity), so that a run directory
+cannot silently continue under another configuration.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ from typing import Any
 
 import torch
 
+from iwae_cli.core.atomic import atomic_write
 from iwae_cli.errors import RunError, first_line
-from iwae_cli.runs.atomic import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # a lockstep group's next checkpoint, written for every run before any replaces its checkpoint.pt (iwae_cli.training.lockstep)
 NEXT_CHECKPOINT_NAME = "checkpoint.next.pt"
 FORMAT = "iwae-checkpoint-v1"
-
-# The config keys that define what a run computes; anything else (device, progress, paths) may change on resume.
-# A run's fingerprint is these keys' resolved values (iwae_cli.specs.run), stored in its checkpoint.
-FINGERPRINT_KEYS = (
-    "dataset", "arch", "model", "k", "seed", "schedule", "optim", "protocol", "loss_reduction", "parent"
-)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], name: str = CHECKPOINT_NAME) -> Path:
@@ -58,14 +52,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def check_fingerprint(path: Path, stored: dict[str, Any], expected: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint written under another configuration, naming what differs."""
-    differing = [key for key in FINGERPRINT_KEYS if stored.get(key) != expected.get(key)]
-    if differing:
-        details = "; ".join(
-            f"{key}: {stored.get(key)} in the checkpoint vs {expected.get(key)} now" for key in differing
-        )
+def refuse_other_configuration(path: Path, differences: list[str]) -> None:
+    """Refuse (RunError) to resume a checkpoint written under another configuration, naming what differs."""
+    if differences:
         raise RunError(
-            f"{path} holds a checkpoint of another configuration ({details[:300]}); "
+            f"{path} holds a checkpoint of another configuration ({'; '.join(differences)[:300]}); "
             "choose another run directory (run_name=... or hydra.run.dir=...) or delete that one"
         )

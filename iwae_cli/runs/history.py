@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iwae_cli.runs.atomic import atomic_write_text
+from iwae_cli.core.atomic import atomic_write_text
 
 HISTORY_CSV = "train_log.csv"
 HISTORY_COLUMNS = ("stage", "epoch", "passes_done", "learning_rate", "train_bound", "valid_bound", "seconds")

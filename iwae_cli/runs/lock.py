@@ -21,8 +21,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from iwae_cli.core.atomic import atomic_write_json
 from iwae_cli.errors import RunError
-from iwae_cli.runs.atomic import atomic_write_json
 from iwae_cli.runs.processes import pid_alive
 
 LOCK_NAME = ".lock"
@@ -32,8 +32,7 @@ OWNER_NAME = ".owner.json"
 GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.02
 
-_held: dict[Path, int] = {}  # run directories this process holds -> nesting depth
-
+_held: set[Path] = set()  # the run directories this process holds (lock_owner answers for them unprobed)
 
 def _lock(run_dir: Path) -> FileLock:
     # No soft fallback: a soft lock outlives a SIGKILLed owner, which is what this lock must not do.
@@ -99,15 +98,9 @@ def _owner_record() -> dict[str, Any]:
 @contextmanager
 def hold_run_dir(run_dir: Path) -> Iterator[None]:
     """Own run_dir (which must exist) for the duration of the block, or raise RunError at once naming its
-    live owner. Re-entrant within one process, so a caller may hold it around code that holds it again."""
+    live owner. Taken once per run by the run lifecycle (iwae_cli.pipeline.lifecycle): a second hold, from
+    this process too, is refused like any other."""
     key = Path(run_dir).resolve()
-    if key in _held:
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _held[key] -= 1
-        return
     lock = _lock(key)
     try:
         owner = _take_or_name_holder(lock, key)
@@ -118,12 +111,12 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         ) from None
     if owner is not None:
         raise RunError(busy_message(key, owner))
-    _held[key] = 1
+    _held.add(key)
     try:
         atomic_write_json(key / OWNER_NAME, _owner_record())
         yield
     finally:
-        del _held[key]
+        _held.discard(key)
         # (a record left by a SIGKILL is harmless: its pid is dead and the lock is free)
         (key / OWNER_NAME).unlink(missing_ok=True)
         lock.release()

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iwae_cli.core.atomic import atomic_write_json, update_json
 from iwae_cli.errors import ConfigError, RunError
-from iwae_cli.runs.atomic import atomic_write_json, update_json
 from iwae_cli.runs.checkpoint import CHECKPOINT_NAME
 from iwae_cli.runs.lock import LOCK_NAME, lock_owner
 from iwae_cli.runs.processes import pid_alive
@@ -106,7 +106,7 @@ def resolve_run_dir(run: str | os.PathLike | None, output_root: str | os.PathLik
 
 
 # `iwae runs`: the columns it prints, the run settings it filters by (key=value) and the columns it sorts by
-COLUMNS = ("run", "state", "dataset", "layers", "objective", "k", "seed", "passes", "test_nll", "units")
+COLUMNS = ("run", "state", "dataset", "layers", "objective", "k", "seed", "passes", "test_nll", "units", "made")
 FILTERS = (
     "state", "dataset", "layers", "objective", "k", "seed", "schedule", "protocol", "optim", "loss_reduction"
 )
@@ -115,12 +115,25 @@ FILTERS = (
 def describe_runs(
     output_root: Path, where: dict[str, list[str]] | None = None, sort: list[str] | None = None
 ) -> str:
-    """A table of the runs under output_root/runs: configuration, state, progress and results; only those whose
-    setting is one of where[setting]'s values, ordered by the `sort` columns ("-k": descending), then by path.
-
-    Numbers sort as numbers, and a run without the value (no test NLL yet) goes last either way."""
+    """A table of the runs under output_root/runs that `select_runs` keeps: configuration, state, progress and
+    results (or a line saying that none matched)."""
     import pandas as pd
 
+    kept, total = select_runs(output_root, where, sort)
+    if not kept:
+        return no_runs_line(output_root, where, total)
+    table = [{column: _shown(row, column) for column in COLUMNS} for row in kept]
+    return pd.DataFrame(table, dtype=object).to_string(index=False)
+
+
+def select_runs(
+    output_root: Path, where: dict[str, list[str]] | None = None, sort: list[str] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows (run_row) of the runs under output_root/runs whose setting is one of where[setting]'s values,
+    ordered by the `sort` columns ("-k": descending), then by path; and how many runs there are in all. What
+    `iwae runs` lists, and what `iwae runs --remove` removes.
+
+    Numbers sort as numbers, and a run without the value (no test NLL yet) goes last either way."""
     where, sort = where or {}, sort or []
     for key, values in where.items():
         if key not in FILTERS:
@@ -143,11 +156,14 @@ def describe_runs(
         present = [r for r in kept if r[column] is not None]
         present.sort(key=lambda r, column=column: _order(r[column]), reverse=descending)
         kept = present + [r for r in kept if r[column] is None]
-    if not kept:
-        chosen = " ".join(f"{key}={','.join(values)}" for key, values in where.items())
-        return f"no runs under {root}" + (f" with {chosen} ({len(rows)} runs in all)" if rows else "")
-    table = [{column: _shown(row, column) for column in COLUMNS} for row in kept]
-    return pd.DataFrame(table, dtype=object).to_string(index=False)
+    return kept, len(rows)
+
+
+def no_runs_line(output_root: Path, where: dict[str, list[str]] | None, total: int) -> str:
+    """What `iwae runs` says when no run matches: where it looked, the filters, and how many runs there are."""
+    chosen = " ".join(f"{key}={','.join(values)}" for key, values in (where or {}).items())
+    root = Path(output_root) / "runs"
+    return f"no runs under {root}" + (f" with {chosen} ({total} runs in all)" if total else "")
 
 
 def run_row(path: Path, root: Path) -> dict[str, Any]:
@@ -166,6 +182,8 @@ def run_row(path: Path, root: Path) -> dict[str, Any]:
         "test_nll_se": nll.get("standard_error"),
         "units": sum(units["counts"]) if "counts" in units else None,
         "units_label": units.get("label", ""),
+        # runs made before identities came from the typed spec (version 1) record no identity version
+        "made": f"v{summary.get('identity', 1)}" if summary else None,
     }
 
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from iwae_cli.errors import ConfigError
 from iwae_cli.evaluation.snr import SnrSpec
 from iwae_cli.evaluation.spec import ActivitySpec, DataSource, EvalSpec, NLLSpec
+from iwae_cli.reports.evaluation_plots import plot_activity_histogram
 from iwae_cli.specs.checks import flag, number, progress_setting, whole_number
 
 SPLITS = ("train", "valid", "test")
@@ -34,13 +35,14 @@ def nll_spec(cfg: DictConfig, k: Any, split: Any, examples: Any) -> NLLSpec:
 
 def activity_spec(cfg: DictConfig, node: Any) -> ActivitySpec:
     """The active-unit rule and sample sizes of `node` (the `active_units` node, or the command's own keys),
-    drawn from eval.seed."""
+    drawn from eval.seed, and the histogram the reports draw of them (active_units.png)."""
     return ActivitySpec(
         threshold=number(node.threshold, "threshold"),
         inclusive=flag(node.get("inclusive", False), "active_units.inclusive"),
         examples=whole_number(node.examples, "examples"),
         posterior_samples=whole_number(node.posterior_samples, "active_units.posterior_samples"),
         seed=whole_number(cfg.eval.seed, "eval.seed", minimum=0),
+        histogram=plot_activity_histogram,
     )
 
 

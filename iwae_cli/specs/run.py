@@ -7,6 +7,8 @@ plain objects: the trainer and the modules below it never see the DictConfig, so
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,9 +20,15 @@ from iwae_cli.core.optim import OptimSpec
 from iwae_cli.core.runtime import resolve_device
 from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
-from iwae_cli.runs.checkpoint import FINGERPRINT_KEYS
 from iwae_cli.specs.checks import number, progress_setting, whole_number
-from iwae_cli.specs.schedule_label import schedule_label
+from iwae_cli.specs.identity import (
+    VERSION,
+    differences,
+    identity,
+    optim_label,
+    protocol_label,
+    schedule_label,
+)
 from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSettings, RunSpec, Schedule
 
@@ -30,27 +38,69 @@ COMPILE_CHOICES = ("auto", "true", "false")
 def run_spec(cfg: DictConfig, resume_hint: str) -> RunSpec:
     """Check `cfg` (ConfigError, one line, for the first unusable value) and build the run's parts;
     resume_hint: the command line that resumes the run."""
-    k = whole_number(cfg.k, "k")
-    reduction = check_reduction(str(cfg.get("loss_reduction", "sum")))
-    seed = whole_number(cfg.seed, "seed", minimum=0)
-    return RunSpec(  # (keyword arguments are evaluated in order: the checks run in this order)
-        settings=run_settings(cfg, seed, resume_hint),
-        data=data_spec(cfg),
-        schedule=schedule(cfg),
-        model=ModelSpec(architecture(cfg), seed, bool(cfg.arch.get("same_seed_init", False))),
-        objective=objective_spec(cfg.model, k, reduction),
-        optim=OptimSpec.from_config(cfg.optim),
-        fingerprint=fingerprint(cfg),
+    settings = run_settings(cfg, resume_hint)
+    parts = typed_parts(cfg)
+    return RunSpec(
+        settings=settings,
+        data=parts.data,
+        schedule=parts.schedule,
+        model=parts.model,
+        objective=parts.objective,
+        optim=parts.optim,
+        parent=parts.parent,
+        fingerprint=(fingerprint := identity(parts)),
+        recognise=functools.partial(stored_differences, fingerprint),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         summary=run_summary(cfg),
         tracking=tracking_spec(cfg),
     )
 
 
-def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """FINGERPRINT_KEYS' resolved values, as plain Python: what a checkpoint must match to be resumed."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    return {key: container.get(key) for key in FINGERPRINT_KEYS}
+@dataclass(frozen=True)
+class TrainedParts:
+    """What the trained model depends on (identity.Trained), typed and checked."""
+
+    data: DataSpec
+    model: ModelSpec
+    objective: ObjectiveSpec
+    schedule: Schedule
+    optim: OptimSpec
+    parent: str | None
+
+
+def typed_parts(cfg: Any) -> TrainedParts:
+    """The settings that change the trained model, from the config nodes identity.IDENTITY_SOURCES, checked in
+    this order (the first unusable value is the one reported)."""
+    k = whole_number(cfg.k, "k")
+    reduction = check_reduction(str(cfg.get("loss_reduction", "sum")))
+    seed = whole_number(cfg.seed, "seed", minimum=0)
+    data = data_spec(cfg)
+    plan = schedule(cfg)
+    model = ModelSpec(architecture(cfg.arch, data.name), seed, bool(cfg.arch.get("same_seed_init", False)))
+    parent = cfg.get("parent")
+    return TrainedParts(
+        data, model, objective_spec(cfg.model, k, reduction), plan, optim_spec(cfg.optim),
+        None if parent is None else str(parent),
+    )
+
+
+def typed_v1(stored: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 fingerprint (identity.IDENTITY_SOURCES' raw values) typed as version 2's, so that the same
+    settings compare equal however the YAML of the day spelled them; ConfigError where they make no valid run."""
+    try:
+        return identity(typed_parts(OmegaConf.create(stored)))
+    except (ConfigError, AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"its settings no longer make a valid run ({e})") from None
+
+
+def stored_differences(expected: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    """What differs between a checkpoint's fingerprint (version 2, or version 1 typed) and `expected`."""
+    if stored.get("version") != VERSION:
+        try:
+            stored = typed_v1(stored)
+        except ConfigError as e:
+            return [str(e)]
+    return differences(stored, expected)
 
 
 def protocol(cfg: DictConfig) -> Any:
@@ -58,7 +108,7 @@ def protocol(cfg: DictConfig) -> Any:
     return cfg.get("protocol") or {}
 
 
-def run_settings(cfg: DictConfig, seed: int, resume_hint: str) -> RunSettings:
+def run_settings(cfg: DictConfig, resume_hint: str) -> RunSettings:
     """The settings that may change on resume, checked; compile=true only for a bound of the log weights."""
     checkpoint_minutes = number(cfg.checkpoint_minutes, "checkpoint_minutes")
     # Hydra parses compile=true as a bool, hence the text
@@ -71,7 +121,7 @@ def run_settings(cfg: DictConfig, seed: int, resume_hint: str) -> RunSettings:
             f"model={cfg.model.name} trains with compile=false"
         )
     return RunSettings(
-        seed=seed,
+        seed=whole_number(cfg.seed, "seed", minimum=0),
         device=resolve_device(cfg.device),
         threads=whole_number(cfg.get("threads"), "threads", allow_null=True),
         compile=compile_choice,
@@ -122,9 +172,25 @@ def data_spec(cfg: DictConfig) -> DataSpec:
     return DataSpec(str(cfg.dataset.name), cfg.get("data_dir"), str(cfg.get("download", "auto")), holdout)
 
 
-def architecture(cfg: DictConfig) -> Architecture:
-    """The `arch` node's sizes, with the input size of the dataset's images."""
-    return Architecture.from_config(cfg.arch, x_dim=get_dataset(cfg.dataset.name).n_pixels)
+def architecture(arch: Any, dataset: str) -> Architecture:
+    """The `arch` node's sizes, with the input size of the dataset's images; one clear error for inconsistent
+    sizes."""
+    latent = tuple(int(u) for u in arch.latent_units)
+    enc = tuple(tuple(int(u) for u in layer) for layer in arch.encoder_hidden)
+    dec = tuple(tuple(int(u) for u in layer) for layer in arch.decoder_hidden)
+    if not latent or any(u < 1 for u in latent) or any(u < 1 for layer in enc + dec for u in layer):
+        raise ConfigError(f"arch sizes must be positive integers, got latent_units={list(latent)}")
+    if not (len(enc) == len(dec) == len(latent)):
+        raise ConfigError(
+            f"arch.latent_units has {len(latent)} layers but encoder_hidden has {len(enc)} and "
+            f"decoder_hidden {len(dec)}: give one hidden-size list per stochastic layer"
+        )
+    return Architecture(latent, enc, dec, get_dataset(dataset).n_pixels)
+
+
+def optim_spec(node: Any) -> OptimSpec:
+    """The `optim` node (variant, beta1, beta2, eps) as a checked OptimSpec."""
+    return OptimSpec(str(node.variant), (float(node.beta1), float(node.beta2)), float(node.eps))
 
 
 def objective_spec(model_config: Any, k: int, reduction: str) -> ObjectiveSpec:
@@ -143,9 +209,10 @@ def run_summary(cfg: DictConfig) -> dict[str, Any]:
         "objective": cfg.model.name,
         "k": int(cfg.k),
         "seed": int(cfg.seed),
-        "schedule": schedule_label(cfg.schedule),  # the name its run directory has
-        "optim": cfg.optim.name,
-        "protocol": (cfg.get("protocol") or {}).get("name", "text"),
+        "schedule": schedule_label(cfg.schedule),  # as its run directory's name shows them
+        "optim": optim_label(cfg.optim),
+        "protocol": protocol_label(cfg),
         "loss_reduction": cfg.get("loss_reduction", "sum"),
         "parent": cfg.get("parent"),
+        "identity": VERSION,
     }

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from iwae_cli.core.model import Architecture, IWAEModel
+from iwae_cli.core.model import IWAEModel
 from iwae_cli.core.runtime import configure_torch, resolve_device
-from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import RunError
 from iwae_cli.runs.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from iwae_cli.runs.records import CONFIG_NAME, METRICS_NAME, read_json, resolve_run_dir, run_state
 from iwae_cli.specs.checks import whole_number
+from iwae_cli.specs.run import architecture
 
 
 @dataclass
@@ -50,8 +50,7 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
         raise RunError(f"{run_dir} has no config.yaml; it is not an iwae run directory (see `iwae runs`)")
     config = OmegaConf.load(run_dir / CONFIG_NAME)
     state = load_checkpoint(run_dir / CHECKPOINT_NAME, device)
-    x_dim = get_dataset(config.dataset.name).n_pixels  # the model reads the dataset's images
-    model = IWAEModel(Architecture.from_config(config.arch, x_dim=x_dim)).to(device)
+    model = IWAEModel(architecture(config.arch, config.dataset.name)).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return Run(run_dir, config, model, read_json(run_dir / METRICS_NAME))

@@ -8,7 +8,6 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from iwae_cli.errors import IwaeError, RunError
+from iwae_cli.runs.log_context import CURRENT_RUN
 
 T = TypeVar("T")
 
@@ -95,10 +95,6 @@ def searching_sweep() -> bool:
 
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging
-
-
-# the run whose work is under way in a process that handles several (a lockstep group), for OwnRecords
-CURRENT_RUN: ContextVar[str | None] = ContextVar("current_run", default=None)
 
 
 class OwnRecords(logging.Filter):

@@ -6,9 +6,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from iwae_cli.core.atomic import atomic_write_text
 from iwae_cli.data.loading import load_split
-from iwae_cli.evaluation.snr import measure_snr, plot_snr
-from iwae_cli.runs.atomic import atomic_write_text
+from iwae_cli.evaluation.snr import measure_snr
+from iwae_cli.reports.evaluation_plots import plot_snr
 from iwae_cli.specs.evaluation import snr_spec
 from iwae_cli.specs.saved_run import load_named_run
 from iwae_cli.tasks.job import user_facing

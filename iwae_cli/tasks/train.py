@@ -1,5 +1,6 @@
-"""`iwae train` and `iwae switch-objective`: one run trained (or resumed) in its run directory, then finished
-(figures, evaluation with evaluate=true); a `group=true` sweep's job trains its runs in lockstep (lockstep.py).
+"""`iwae train`: one run trained (or resumed) in its run directory and finished (figures, evaluation with
+evaluate=true) by the run lifecycle (iwae_cli.pipeline.lifecycle); a `group=true` sweep's job carries out its
+runs together, in lockstep (lockstep.py).
 
 Under a sweeper that searches (`iwae train -m hydra/sweeper=optuna ...`, cli/search.py) each job returns its run's
 `sweep_metric`, a number to minimise, read back from the run's metrics.json; a run refused or failed raises
@@ -7,32 +8,23 @@ instead, so the sweeper never sees a number the run did not produce."""
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from iwae_cli.errors import ConfigError, RunError
+from iwae_cli.errors import ConfigError, IwaeError, RunError
 from iwae_cli.evaluation.spec import EvalSpec
-from iwae_cli.runs.checkpoint import CHECKPOINT_NAME
-from iwae_cli.runs.lock import hold_run_dir
-from iwae_cli.runs.records import CONFIG_NAME, METRICS_NAME, read_json, resolve_run_dir, run_state
-from iwae_cli.specs.run import run_spec
-from iwae_cli.tasks.finish import evaluation_of, finish_run, record_refusal
-from iwae_cli.tasks.job import (
-    in_multirun,
-    output_dir,
-    resume_command,
-    run_log_handler,
-    searching_sweep,
-    user_facing,
-)
-from iwae_cli.tasks.lockstep import train_group
+from iwae_cli.pipeline.lifecycle import RunPlan, carry_out
+from iwae_cli.runs.records import METRICS_NAME, read_json
+from iwae_cli.specs.run import data_spec, run_spec
+from iwae_cli.tasks.finish import evaluation_of, record_refusal
+from iwae_cli.tasks.job import in_multirun, output_dir, resume_command, searching_sweep, user_facing
+from iwae_cli.tasks.lockstep import group_resume_command, member_configs, member_logs
 from iwae_cli.tasks.requeue import requeue_when_stopped
-from iwae_cli.training.lifecycle import run_training
 
 SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")
 
@@ -42,22 +34,62 @@ def train_task(cfg: DictConfig) -> float | list[str] | None:
     """Train one configuration in its run directory (resuming it); optionally evaluate it afterwards. Returns
     its sweep_metric under a searching sweeper, else nothing (a group's job: its runs' directories)."""
     if cfg.get("group_members"):  # a job of `iwae train -m ... group=true`: its cells in lockstep
-        return train_group(cfg)
+        configs = member_configs(cfg)
+        if len(configs) < len(cfg.group_members):
+            raise ConfigError(
+                "two members of the group name the same run directory; give each its own seed or model"
+            )
+        hint = group_resume_command(cfg)
+        with member_logs(configs):
+            train_runs(configs, lambda _: hint, alone=False)
+        return [str(d) for d in configs]
     run_dir = output_dir()
     try:
-        spec = run_spec(cfg, resume_command("train", run_dir))
-        evaluation = evaluation_of(cfg)
-        metric = sweep_metric(cfg, evaluation, spec.data.holdout)
+        metric = sweep_metric(cfg, evaluation_of(cfg), data_spec(cfg).holdout)
     except ConfigError as e:
-        if in_multirun():  # a sweep's cell: keep why it did not run, for `iwae runs` and the tables
-            record_refusal(run_dir, cfg, str(e))
-        else:
-            _remove_if_only_hydra_files(run_dir)
+        refuse(run_dir, cfg, e)
         raise
-    # one live process per run directory, evaluation included; under submitit a time limit requeues the job
-    with hold_run_dir(run_dir), requeue_when_stopped([run_dir]):
-        finish_run(run_training(spec, run_dir), evaluation)
+    train_runs({run_dir: cfg}, lambda d: resume_command("train", d), alone=True)
     return metric.read(run_dir) if metric else None
+
+
+def train_runs(configs: dict[Path, DictConfig], resume_hint: Callable[[Path], str], alone: bool) -> None:
+    """Check each config and carry its run out (pipeline.lifecycle: a group's runs in lockstep); a refused
+    config is recorded in its run directory. `alone`: one run, whose error is raised as it is; else RunError
+    where any run of the group was refused or failed (the others' results kept)."""
+    plans, refused = [], {}
+    for run_dir, member in configs.items():
+        try:
+            plans.append(RunPlan(run_spec(member, resume_hint(run_dir)), run_dir, evaluation_of(member)))
+        except ConfigError as e:
+            if alone:
+                refuse(run_dir, member, e)
+                raise
+            record_refusal(run_dir, member, str(e))
+            refused[run_dir] = e
+    carry_out_runs(plans, refused, alone)
+
+
+def carry_out_runs(plans: list[RunPlan], refused: dict[Path, IwaeError], alone: bool) -> None:
+    """pipeline.lifecycle.carry_out inside a submitit job's requeue guard (tasks/requeue.py); the first error
+    raised as train_runs says."""
+    with requeue_when_stopped([plan.run_dir for plan in plans]):
+        failures = {**refused, **carry_out(plans)}
+    if failures:
+        first, error = next(iter(failures.items()))
+        if alone:
+            raise error
+        total = len(plans) + len(refused)
+        raise RunError(f"{len(failures)} of {total} runs of the group failed; {first}: {error}")
+
+
+def refuse(run_dir: Path, cfg: DictConfig, error: ConfigError) -> None:
+    """A single run whose config was refused: a sweep's cell keeps why it did not run (for `iwae runs` and the
+    tables); a lone command leaves no directory behind."""
+    if in_multirun():
+        record_refusal(run_dir, cfg, str(error))
+    else:
+        _remove_if_only_hydra_files(run_dir)
 
 
 @dataclass(frozen=True)
@@ -107,51 +139,6 @@ def sweep_metric(cfg: DictConfig, evaluation: EvalSpec | None, holdout: bool) ->
             "protocol.holdout=true), or evaluate=true sweep_metric=nll"
         )
     return SweepMetric(name, "train", "final_valid_bound", -1.0)
-
-
-@user_facing
-def switch_objective_task(cfg: DictConfig) -> str:
-    """Continue a finished run with another objective (Table 2): model and optimiser state carried over."""
-    parent_dir = resolve_run_dir(cfg.run, cfg.output_root)
-    if run_state(parent_dir) != "done":
-        raise RunError(
-            f"{parent_dir} has not finished its schedule; finish it first (re-run its iwae train command)"
-        )
-    child = OmegaConf.load(parent_dir / CONFIG_NAME)
-    schedule = child.schedule
-    child.schedule = {
-        **OmegaConf.to_container(schedule),
-        "name": f"{schedule.name}-switch",
-        "passes": list(schedule.switch_passes),
-        "learning_rates": list(schedule.switch_learning_rates),
-    }
-    child.model, child.k, child.parent = cfg.model, cfg.k, str(parent_dir)
-    for key in (
-        "device",
-        "threads",
-        "progress",
-        "checkpoint_minutes",
-        "evaluate",
-        "eval",
-        "active_units",
-        "data_dir",
-        "download",
-        "output_root",
-        "logger",
-        "tags",
-    ):
-        child[key] = cfg[key]
-    spec = run_spec(child, resume_command("switch-objective"))
-    evaluation = evaluation_of(child)
-    run_dir = parent_dir / f"switch-{cfg.model.name}-k{cfg.k}"
-    handler = run_log_handler(run_dir / "switch_objective.log")
-    try:
-        with hold_run_dir(run_dir), requeue_when_stopped([run_dir]):
-            finish_run(run_training(spec, run_dir, parent_dir / CHECKPOINT_NAME), evaluation)
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-    return str(run_dir)
 
 
 def _remove_if_only_hydra_files(run_dir: Path) -> None:

@@ -26,6 +26,11 @@ from iwae_cli.tracking.spec import MlflowSpec
 # hold a run up that long. Used where the environment does not set them.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 BATCH = 100  # MLflow's most params or tags per request
+# MLflow 3's UI shows an experiment either as GenAI (traces, evaluations) or as model training (the runs table) by
+# this tag, which the UI's own kind selector writes ("Machine learning"); unset, the UI infers a kind from what
+# the experiment holds, or asks. Newer UIs (3.14) also have a GenAI / Model training switch in the sidebar,
+# remembered per browser, which the docs tell the user about.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 PARAM_LENGTH = 6000  # MLflow's longest param value
 
 
@@ -104,11 +109,18 @@ class MlflowBackend:
             self.client.set_terminated(self.run_id, outcome)
 
     def _experiment_id(self) -> str:
+        """The experiment's id, created if need be, marked as model training (EXPERIMENT_KIND) so that MLflow 3's
+        UI shows its runs; one made before iwae marked them gets the mark, a kind chosen in the UI stays."""
         name = self.spec.experiment_name
+        key, kind = EXPERIMENT_KIND
         experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return self.client.create_experiment(name, artifact_location=self.spec.artifact_location)
+        if experiment is None:
+            return self.client.create_experiment(
+                name, artifact_location=self.spec.artifact_location, tags={key: kind}
+            )
+        if key not in experiment.tags:
+            self.client.set_experiment_tag(experiment.experiment_id, key, kind)
+        return experiment.experiment_id
 
     def _existing_run(self, run_id: str | None) -> Any:
         """The run with this id, or None where the store has none (another store, or deleted)."""

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from iwae_cli.core.atomic import atomic_write_json
 from iwae_cli.errors import Interrupted, IwaeError, first_line
-from iwae_cli.runs.atomic import atomic_write_json
 from iwae_cli.runs.records import read_json
 from iwae_cli.tracking.mlflow_backend import MlflowBackend
 from iwae_cli.tracking.record import epoch_values, flat_params, result_step, result_values

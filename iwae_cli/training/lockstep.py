@@ -1,4 +1,5 @@
-"""Training a group of runs in lockstep: the schedule's loop (schedule_loop.py) over a GroupStep.
+"""Training a group of runs in lockstep: the schedule's loop (schedule_loop.py) over a GroupStep. Which runs
+train together, and the life of each run around its training, is iwae_cli/pipeline/lifecycle.py's.
 
 Every run of the group keeps what it has alone: its Trainer (model, optimiser, generator, position), run
 directory, config.yaml, checkpoint, train_log.csv, train.log, trackers and metrics; the group's stacked state
@@ -11,19 +12,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 
 from iwae_cli.core.objectives import loss_divisor
-from iwae_cli.errors import ConfigError, Interrupted, IwaeError, NumericalError, first_line
+from iwae_cli.errors import ConfigError, Interrupted, IwaeError, NumericalError
 from iwae_cli.runs import checkpoint as ckpt
-from iwae_cli.runs.lock import hold_run_dir
-from iwae_cli.runs.records import write_status
-from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.compile import compiled_or_none
-from iwae_cli.training.lifecycle import check_resumable, prepare_run_dir, record_trained
 from iwae_cli.training.lockstep_step import GroupStep, Member
 from iwae_cli.training.schedule_loop import ScheduleLoop
 from iwae_cli.training.spec import RunSpec
@@ -171,62 +167,6 @@ class SharedData:
         return self.loaded[key]
 
 
-def train_lockstep(specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> tuple[list[Trainer], dict[Path, str]]:
-    """Train (or resume, or skip if finished) every run, those that can share a step in lockstep groups, the
-    others alone; each run's directory is locked, recorded and given its status as `run_training` does.
-
-    Returns the runs that finished and why the others failed. A run whose loss turns non-finite fails alone: the
-    rest of its group is resumed from their checkpoints without it. SIGINT/SIGTERM stops everything (Interrupted)
-    with every unfinished run checkpointed and marked interrupted."""
-    for spec, run_dir in zip(specs, run_dirs, strict=True):
-        check_resumable(run_dir, spec.fingerprint)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    shared = SharedData()
-    with ExitStack() as owned:
-        for run_dir in run_dirs:
-            owned.enter_context(hold_run_dir(run_dir))
-        settle_checkpoints(run_dirs)
-        finished, failures, pending = [], {}, []
-        for spec, run_dir in zip(specs, run_dirs, strict=True):
-            prepare_run_dir(spec, run_dir)
-            tracker = owned.enter_context(RunTracker(spec.tracking, run_dir))  # each run logs as its own
-            try:
-                run = Trainer(spec, run_dir, data=shared(spec), tracker=tracker)
-            except IwaeError as e:
-                failures[run_dir] = first_line(e)
-                write_status(run_dir, "failed", failures[run_dir])
-                continue
-            if run.finished:
-                write_status(run_dir, "done")
-                finished.append(run)
-            else:
-                pending.append(run)
-        while pending:
-            groups, pending = lockstep_groups(pending), []
-            for index, group in enumerate(groups):
-                try:
-                    trained = _train_group(group)
-                except Interrupted as e:
-                    for run in [r for later in groups[index:] for r in later] + pending:
-                        write_status(run.run_dir, "interrupted", str(e))
-                    raise
-                except GroupFailure as e:
-                    for run in e.runs:
-                        failures[run.run_dir] = first_line(e)
-                        write_status(run.run_dir, "failed", failures[run.run_dir])
-                        run.tracker.close("FAILED")
-                    # the others go back to their last checkpoints, to go on as they would have alone (their
-                    # trackers skip the epochs they redo)
-                    pending += [
-                        Trainer(r.spec, r.run_dir, data=shared(r.spec), tracker=r.tracker)
-                        for r in group
-                        if r not in e.runs
-                    ]
-                    continue
-                finished += trained
-    return finished, failures
-
-
 class GroupFailure(IwaeError):
     """An expected error that stopped a lockstep group: the runs it failed (a non-finite loss fails only the
     runs it hit; any other error fails the whole group)."""
@@ -236,10 +176,9 @@ class GroupFailure(IwaeError):
         self.runs = list(runs)
 
 
-def _train_group(group: list[Trainer]) -> list[Trainer]:
-    """Fit one lockstep group (a group of one trains with its own, possibly compiled, step); records each run."""
-    for run in group:
-        write_status(run.run_dir, "running")
+def fit_group(group: list[Trainer]) -> None:
+    """Fit one lockstep group (a group of one trains with its own, possibly compiled, step); GroupFailure
+    naming the runs an expected error stopped (a non-finite loss: the runs it hit; else all of them)."""
     loop: ScheduleLoop | None = None
     try:
         loop = group[0] if len(group) == 1 else GroupTrainer(group)  # (a group compiles: seconds)
@@ -251,6 +190,3 @@ def _train_group(group: list[Trainer]) -> list[Trainer]:
     except IwaeError as e:
         hit = loop.failed_runs if isinstance(loop, GroupTrainer) and isinstance(e, NumericalError) else []
         raise GroupFailure(e, hit or group) from e
-    for run in group:
-        record_trained(run)
-    return group

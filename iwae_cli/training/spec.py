@@ -14,6 +14,7 @@ import torch
 from iwae_cli.core.model import Architecture
 from iwae_cli.core.objectives import build_log_weight_bound, build_objective
 from iwae_cli.core.optim import OptimSpec
+from iwae_cli.data.registry import get_dataset
 from iwae_cli.tracking.spec import TrackingSpec
 
 
@@ -36,6 +37,11 @@ class DataSpec:
     data_dir: str | None
     download: str
     holdout: bool
+
+    @property
+    def holdout_examples(self) -> int:
+        """Images held out of training to validate on (0: the whole training split trains)."""
+        return get_dataset(self.name).n_valid if self.holdout else 0
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,10 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a training run needs, and what it records about itself: the fingerprint (FINGERPRINT_KEYS'
-    resolved values, matched against a checkpoint before resuming), config.yaml's text, metrics.json's "run"
-    entry, and the trackers that watch it (never part of the fingerprint: they only read the run)."""
+    """Everything a training run needs, and what it records about itself: its identity (iwae_cli.specs.identity:
+    the typed settings that change the trained model, matched against a checkpoint before resuming), config.yaml's
+    text, metrics.json's "run" entry, and the trackers that watch it (never part of the identity: they only read
+    the run). parent: the run this one continues (switch-objective), named relative to the output root."""
 
     data: DataSpec
     schedule: Schedule
@@ -92,7 +99,9 @@ class RunSpec:
     objective: ObjectiveSpec
     optim: OptimSpec
     settings: RunSettings
+    parent: str | None
     fingerprint: dict[str, Any]
+    recognise: Callable[[dict[str, Any]], list[str]]  # a checkpoint's fingerprint -> what differs from this run
     config_yaml: str
     summary: dict[str, Any]
     tracking: TrackingSpec

@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,14 +72,17 @@ def training_data(spec: RunSpec) -> TrainingData:
 
 class Trainer(ScheduleLoop):
     """Owns one run: its data, model, optimiser, generator and position; `fit` runs the remaining schedule
-    (with the compiled step where the spec's `compile` asks for it). `data`: images to share with other runs
+    (with the compiled step where the spec's `compile` asks for it). `checkpoint`: the run's own checkpoint,
+    already read and matched against its identity (None: a new run); `parent`: the checkpoint a new run starts
+    from (switch-objective: model and optimiser state); `data`: images to share with other runs
     (training_data(spec) where None); `tracker`: the trackers each epoch is logged to (none where None)."""
 
     def __init__(
         self,
         spec: RunSpec,
         run_dir: Path,
-        parent_checkpoint: Path | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        parent: dict[str, Any] | None = None,
         data: TrainingData | None = None,
         tracker: RunTracker | None = None,
     ):
@@ -100,7 +104,7 @@ class Trainer(ScheduleLoop):
         self.optimizer = build_optimizer(self.model.parameters(), spec.optim, self.rates[0])
         self.generator = torch.Generator(self.device).manual_seed(spec.settings.seed)
         self.positions = [Position()]
-        self._restore(parent_checkpoint)
+        self._restore(checkpoint, parent)
         self.compiled_step: CompiledStep | None = None
 
     def fit(self) -> Position:
@@ -115,16 +119,13 @@ class Trainer(ScheduleLoop):
         bound, reduction = self.spec.objective.log_weight_bound(), self.spec.objective.reduction
         return CompiledStep(self.model, self.optimizer, bound, self.k, self.batch_size, reduction)
 
-    def _restore(self, parent_checkpoint: Path | None) -> None:
-        path = self.run_dir / ckpt.CHECKPOINT_NAME
-        if path.exists():
-            state = ckpt.load_checkpoint(path, self.device)
-            ckpt.check_fingerprint(path, state["config"], self.spec.fingerprint)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+    def _restore(self, checkpoint: dict[str, Any] | None, parent: dict[str, Any] | None) -> None:
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
             # generator states are CPU byte tensors, even a CUDA generator's
-            self.generator.set_state(state["generator"].cpu())
-            self.positions = [Position(**state["position"])]
+            self.generator.set_state(checkpoint["generator"].cpu())
+            self.positions = [Position(**checkpoint["position"])]
             pos = self.position
             # numbered as the stop message numbers the step it stopped after, so the two lines can be matched
             log.info(
@@ -136,13 +137,13 @@ class Trainer(ScheduleLoop):
                 pos.passes_done,
                 extra=self.log_extra,
             )
-        elif parent_checkpoint is not None:
-            state = ckpt.load_checkpoint(parent_checkpoint, self.device)
-            if state["config"]["arch"] != self.spec.fingerprint["arch"]:
-                raise ConfigError(f"{parent_checkpoint} has another architecture than this run")
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])  # Table 2 keeps the optimiser state
-            log.info("starting from %s (model and optimiser state)", parent_checkpoint)
+        elif parent is not None:
+            try:
+                self.model.load_state_dict(parent["model"])
+            except RuntimeError:  # parameters of other shapes
+                raise ConfigError("the run it continues has another architecture than this run") from None
+            self.optimizer.load_state_dict(parent["optimizer"])  # Table 2 keeps the optimiser state
+            log.info("starting from the model and optimiser state of %s", self.spec.parent, extra=self.log_extra)
 
     def save(self, name: str = ckpt.CHECKPOINT_NAME) -> None:
         """Checkpoint the current state (to run_dir/<name>); refuses (NumericalError) if any parameter is not

@@ -14,6 +14,7 @@ from torch.distributions import Bernoulli, Normal
 from iwae_cli.core.model import Architecture, IWAEModel, build_model, glorot_uniform_, initialise
 from iwae_cli.data.loading import load_dataset, training_pixel_means
 from iwae_cli.errors import ConfigError
+from iwae_cli.specs.run import architecture
 from tests.helpers.tiny_models import binary_x, random_model
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -108,18 +109,18 @@ def test_two_layer_architecture_matches_protocol_table():
 @pytest.mark.parametrize("layers, arch", [("1", ONE_LAYER), ("2", TWO_LAYERS)])
 def test_layer_configs_build_the_paper_architectures(layers, arch):
     node = OmegaConf.load(CONF / "layers" / f"{layers}.yaml")
-    assert Architecture.from_config(node) == arch
+    assert architecture(node, "mnist") == arch
 
 
-def test_architecture_from_config_rejects_inconsistent_sizes():
+def test_an_architecture_of_inconsistent_sizes_is_refused():
     bad_lengths = OmegaConf.create(
         {"latent_units": [100, 50], "encoder_hidden": [[200]], "decoder_hidden": [[2]]}
     )
     with pytest.raises(ConfigError, match="latent_units has 2 layers"):
-        Architecture.from_config(bad_lengths)
+        architecture(bad_lengths, "mnist")
     non_positive = OmegaConf.create({"latent_units": [0], "encoder_hidden": [[2]], "decoder_hidden": [[2]]})
     with pytest.raises(ConfigError, match="positive"):
-        Architecture.from_config(non_positive)
+        architecture(non_positive, "mnist")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ def test_initialise_is_deterministic_in_the_seed():
 
 
 def test_build_model_applies_same_seed_init():
-    arch = Architecture.from_config(OmegaConf.load(CONF / "layers" / "1.yaml"))
+    arch = architecture(OmegaConf.load(CONF / "layers" / "1.yaml"), "mnist")
     means = torch.full((784,), 0.2)
     model = build_model(arch, means, seed=0)
     assert not torch.equal(model.encoders[0].mean.weight, model.encoders[0].log_std.weight)

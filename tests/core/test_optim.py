@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from iwae_cli.core.optim import OptimSpec, OriginalCodeAdam, build_optimizer, fast_step, set_learning_rate
 from iwae_cli.errors import ConfigError
+from iwae_cli.specs.run import optim_spec as spec_from_config
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 F64 = torch.float64
@@ -20,7 +21,7 @@ F64 = torch.float64
 
 def optim_spec(name: str) -> OptimSpec:
     """conf/optim/<name>.yaml as build_optimizer takes it."""
-    return OptimSpec.from_config(OmegaConf.load(CONF / "optim" / f"{name}.yaml"))
+    return spec_from_config(OmegaConf.load(CONF / "optim" / f"{name}.yaml"))
 
 
 def make_params(seed: int = 0) -> list[torch.Tensor]:
@@ -122,7 +123,7 @@ def test_original_code_config_builds_the_authors_adam():
 def test_build_optimizer_rejects_bad_settings(override, match):
     cfg = OmegaConf.merge(OmegaConf.load(CONF / "optim" / "paper.yaml"), override)
     with pytest.raises(ConfigError, match=match):
-        build_optimizer(make_params(), OptimSpec.from_config(cfg), lr=1e-3)
+        build_optimizer(make_params(), spec_from_config(cfg), lr=1e-3)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_grouped_runs_follow_their_solo_paths_on_cuda(
     output_root: Path, tmp_path: Path, compile_choice: str
 ) -> None:
     from iwae_cli.training.lifecycle import run_training
+
     from iwae_cli.training.lockstep import train_lockstep
     from tests.training.test_group_train import MEMBERS, parameters, parameters_at_start, spec_of
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from iwae_cli.cli.data import data_app
@@ -74,9 +73,8 @@ def test_iwae_data_help_lists_every_registered_dataset() -> None:
 
 def test_the_models_input_size_is_the_datasets() -> None:
     assert {name: spec.n_pixels for name, spec in DATASETS.items()} == dict.fromkeys(DATASET_NAMES, 784)
-    arch = OmegaConf.create({"latent_units": [3], "encoder_hidden": [[8]], "decoder_hidden": [[8]]})
     for x_dim in (get_dataset("mnist").n_pixels, 12):
-        model = build_model(Architecture.from_config(arch, x_dim), torch.full((x_dim,), 0.2), seed=0)
+        model = build_model(Architecture((3,), ((8,),), ((8,),), x_dim), torch.full((x_dim,), 0.2), seed=0)
         assert model.arch.x_dim == x_dim and model.encoders[0].body[0].in_features == x_dim
 
 

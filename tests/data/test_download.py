@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 from pathlib import Path
 
@@ -86,6 +87,16 @@ def test_download_success(tmp_path: Path, mnist_mirror) -> None:
         assert path.read_bytes() == mnist_mirror.files[path.name]
     assert all(status == "ok" for _, status in verify_dataset("mnist", tmp_path))
     assert leftovers(folder) == []
+
+
+def test_downloaded_files_get_the_usual_permissions(tmp_path: Path, mnist_mirror) -> None:
+    # written through core.atomic like every other file: what open() gives under the umask, not mkstemp's 0600
+    umask = os.umask(0o022)
+    try:
+        paths = fetch(tmp_path, mnist_mirror.base("good"))
+    finally:
+        os.umask(umask)
+    assert {path.name: path.stat().st_mode & 0o777 for path in paths} == {path.name: 0o644 for path in paths}
 
 
 def test_verified_files_are_not_downloaded_again(tmp_path: Path, mnist_mirror) -> None:

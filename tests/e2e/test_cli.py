@@ -241,8 +241,8 @@ def test_switch_objective_continues_the_parent(iwae_cli) -> None:
     log = (child / "train_log.csv").read_text().splitlines()
     assert len(log) == 2 and ",0.0001," in log[1]  # smoke: switch_passes [1] at 1e-4
     config = (child / "config.yaml").read_text()
-    assert f"parent: {parent}" in config
-    assert read_json(child / "metrics.json")["run"]["parent"] == str(parent)
+    assert "parent: mnist/L1-vae-k1/smoke-text-paper-sum-seed0\n" in config  # named relative to output_root
+    assert read_json(child / "metrics.json")["run"]["parent"] == "mnist/L1-vae-k1/smoke-text-paper-sum-seed0"
     assert read_json(child / "metrics.json")["run"]["objective"] == "iwae"
     assert (parent / "checkpoint.pt").read_bytes() == parent_before
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import iwae_cli.runs.atomic as atomic_module
+import iwae_cli.core.atomic as atomic_module
 
 SMOKE = ("schedule=smoke", "progress=false")
 

@@ -46,7 +46,7 @@ def best_of(output_root: Path, value_of) -> tuple[dict, float]:
     assert len(runs) == 2, runs
     for alpha, run in runs.items():  # each an ordinary, finished run, named by the alpha it tried
         assert json.loads((run / "status.json").read_text())["state"] == "done"
-        assert run.name.endswith(f"-model.alpha_{alpha}") and (run / "checkpoint.pt").is_file()
+        assert run.parent.name == f"L1-vr-a{alpha!r}-k5" and (run / "checkpoint.pt").is_file()
         assert metrics(run)["run"]["objective"] == "vr"
     alpha, run = min(runs.items(), key=lambda item: value_of(metrics(item[1])))
     return {"model.alpha": alpha}, value_of(metrics(run))

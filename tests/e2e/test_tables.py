@@ -167,7 +167,8 @@ def test_table2_switches_objectives_from_the_table1_runs_of_every_seed(table1, e
     assert [Path(c).parent for c in children] == [Path(p) for p in parents]
     for parent, child in zip(parents, children, strict=True):
         metrics = json.loads((Path(child) / "metrics.json").read_text())
-        assert Path(child).name == "switch-iwae-k50" and metrics["run"]["parent"] == parent
+        # the parent named relative to the output root's runs/
+        assert Path(child).name == "switch-iwae-k50" and parent.endswith("/runs/" + metrics["run"]["parent"])
         assert metrics["run"]["schedule"] == "smoke-switch"
     # the second stage's NLL is the mean of its seeds', each seed's in the per-seed column
     per_seed = [float(v) for v in first.second_nll_per_seed.split("/")]

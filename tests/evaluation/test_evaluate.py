@@ -24,7 +24,7 @@ from iwae_cli.core.model import Architecture, IWAEModel, initialise
 from iwae_cli.core.noise import binarize
 from iwae_cli.core.objectives import importance_weighted_bound
 from iwae_cli.data.loading import load_dataset, training_pixel_means
-from iwae_cli.evaluation.active_units import plot_activity_histogram
+from iwae_cli.reports.evaluation_plots import plot_activity_histogram
 
 F64 = torch.float64
 # two latent units: log p(x) = log of a 2-D integral, which a fine grid computes exactly

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 TIMEOUT = 240  # generous: the suite must pass on a loaded machine
+# A plain Python process holding a run directory's lock until killed: cheaper than training
+HOLDER = (
+    "import sys, time; from pathlib import Path; from iwae_cli.runs.lock import hold_run_dir\n"
+    "with hold_run_dir(Path(sys.argv[1])):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(600)\n"
+)
 
 
 class Background:
@@ -57,3 +66,11 @@ def kill_leftovers() -> None:
             popen.kill()
             popen.wait()
     Background.started[:] = [p for p in Background.started if p.poll() is None]
+
+
+def hold_lock(run_dir: Path, logs: Path) -> Background:
+    """A process that holds `run_dir`'s lock (as a training would) until killed, once it holds it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    holder = Background([sys.executable, "-c", HOLDER, str(run_dir)], env, logs)
+    holder.wait_for(lambda: "held" in holder.stdout, "the lock")
+    return holder

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from iwae_cli.specs.schedule_label import schedule_label, shipped_schedule
+from iwae_cli.specs.identity import schedule_label, shipped
 from tests.helpers.background import Background
 
 
@@ -60,9 +60,9 @@ def schedule_overrides(**changes) -> tuple[str, ...]:
 def schedule_name(base: str = "smoke", **changes) -> str:
     """The schedule part of a run directory's name: the shipped schedule `base` with `changes` (as a command
     line's schedule.<key>=... overrides give them: `schedule_overrides(**changes)`)."""
-    shipped = shipped_schedule(base)
-    assert shipped is not None, f"no schedule {base} ships with iwae"
-    return schedule_label(OmegaConf.create({**shipped, **changes}))
+    file = shipped("schedule", base)
+    assert file is not None, f"no schedule {base} ships with iwae"
+    return schedule_label(OmegaConf.merge(file, changes))
 
 
 def load_checkpoint(run_dir: Path) -> dict:

@@ -3,44 +3,18 @@ them), sort=<column>[,...] (-<column>: descending), output_root=... as well as -
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-# (objective, k, seed, state, test NLL or None): written as run directories, no training needed
-RUNS = [
-    ("vae", 5, 0, "done", 94.4),
-    ("iwae", 5, 0, "done", 93.9),
-    ("iwae", 50, 0, "done", 92.7),
-    ("iwae", 50, 1, "failed", None),
-    ("vae", 50, 1, "done", 93.8),
-]
-
-
-def run_name(objective: str, k: int, seed: int) -> str:
-    return f"mnist/L1-{objective}-k{k}/quick-text-paper-sum-seed{seed}"
-
-
-def write_runs(root: Path) -> None:
-    for objective, k, seed, state, nll in RUNS:
-        run = root / "runs" / run_name(objective, k, seed)
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text(f"model:\n  name: {objective}\nk: {k}\nseed: {seed}\n")
-        summary = {"dataset": "mnist", "layers": 1, "objective": objective, "k": k, "seed": seed,
-                   "schedule": "quick", "protocol": "text", "optim": "paper", "loss_reduction": "sum"}
-        metrics = {"run": summary, "train": {"passes_done": 10 if state == "done" else 3}}
-        if nll is not None:
-            metrics["test_nll"] = {"nll": nll, "standard_error": 0.7, "k": 5000, "n": 500}
-        (run / "metrics.json").write_text(json.dumps(metrics))
-        (run / "status.json").write_text(json.dumps({"state": state, "message": None}))
+from tests.helpers.fake_runs import run_name, write_runs
 
 
 def listed(result) -> list[str]:
     """The run column of `iwae runs`' table, in order."""
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["run", "state", "dataset", "layers", "objective", "k", "seed", "passes",
-                                "test_nll", "units"], result.stdout
+                                "test_nll", "units", "made"], result.stdout
     return [line.split()[0] for line in lines[1:]]
 
 
@@ -88,7 +62,7 @@ def test_output_root_as_a_key_or_an_option(runs, output_root: Path, tmp_path: Pa
         ("model=iwae", "error: iwae runs cannot filter by model: filter by state, dataset, layers, objective, k, "
                        "seed, schedule, protocol, optim, loss_reduction (key=a,b: a or b)"),
         ("sort=nll", "error: iwae runs cannot sort by nll: sort by run, state, dataset, layers, objective, k, seed, "
-                     "passes, test_nll, units (sort=a,b: by a, then b; sort=-a: descending)"),
+                     "passes, test_nll, units, made (sort=a,b: by a, then b; sort=-a: descending)"),
         ("sort=k,-bogus", "error: iwae runs cannot sort by bogus: sort by run,"),
         ("iwae", "error: iwae runs takes key=value arguments (filters, sort=..., output_root=...), got 'iwae'"),
         ("k=", "error: k= needs a value (several: k=a,b)"),

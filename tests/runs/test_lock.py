@@ -15,7 +15,7 @@ import pytest
 from iwae_cli.errors import RunError
 from iwae_cli.runs.lock import LOCK_NAME, OWNER_NAME, hold_run_dir, lock_owner
 from iwae_cli.runs.records import run_state_with_lock
-from tests.helpers.background import TIMEOUT, Background, kill_leftovers
+from tests.helpers.background import TIMEOUT, Background, hold_lock, kill_leftovers
 
 # 50 passes over 400 images, a checkpoint every ~0.3 s: runs until the test stops it
 LONG_ARGS = ("train", "schedule=smoke", "schedule.passes=[50]", "schedule.learning_rates=[1e-3]",
@@ -33,14 +33,6 @@ TABLE_ARGS = ("table1", "profile=quick", "datasets=[mnist]", "depths=[1]", "ks=[
 # The files a refused process must not touch (Hydra's .hydra/ and train.log are written before our task runs)
 RUN_FILES = ("checkpoint.pt", "status.json", "config.yaml", "train_log.csv", "metrics.json", OWNER_NAME,
              LOCK_NAME)
-
-# A plain Python process holding a run directory's lock until killed: cheaper than training
-HOLDER = (
-    "import sys, time; from pathlib import Path; from iwae_cli.runs.lock import hold_run_dir\n"
-    "with hold_run_dir(Path(sys.argv[1])):\n"
-    "    print('held', flush=True)\n"
-    "    time.sleep(600)\n"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -158,9 +150,7 @@ def test_lock_owner_names_a_live_holder_and_forgets_a_dead_one(tmp_path: Path) -
     assert lock_owner(run_dir) is None and lock_owner(tmp_path / "missing") is None
     assert not (run_dir / LOCK_NAME).exists()  # asking creates nothing
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    holder = Background([sys.executable, "-c", HOLDER, str(run_dir)], env, tmp_path / "holder")
-    holder.wait_for(lambda: "held" in holder.stdout, "the lock")
+    holder = hold_lock(run_dir, tmp_path / "holder")
     owner = lock_owner(run_dir)
     assert owner is not None
     assert owner["pid"] == holder.pid and owner["host"] == socket.gethostname()
@@ -175,8 +165,8 @@ def test_lock_owner_names_a_live_holder_and_forgets_a_dead_one(tmp_path: Path) -
     assert lock_owner(run_dir) is None
     with hold_run_dir(run_dir):  # taken over at once
         assert lock_owner(run_dir)["pid"] == os.getpid()
-        with hold_run_dir(run_dir):  # re-entrant within one process
-            pass
+        with pytest.raises(RunError), hold_run_dir(run_dir):  # taken once: a second hold is refused,
+            pass  # from this process too
         assert owner_record(run_dir)["pid"] == os.getpid()
     assert lock_owner(run_dir) is None and not (run_dir / OWNER_NAME).exists()
 

@@ -15,9 +15,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from iwae_cli.core.optim import OptimSpec
 from iwae_cli.errors import ConfigError
-from iwae_cli.runs.checkpoint import FINGERPRINT_KEYS
+from iwae_cli.pipeline.lifecycle import RunPlan, carry_out
 from iwae_cli.specs.run import run_spec
-from iwae_cli.training.lifecycle import run_training
 from iwae_cli.training.spec import ObjectiveSpec
 
 SMOKE = ("schedule=smoke", "progress=false", "compile=false", "device=cpu")
@@ -66,14 +65,13 @@ def test_the_spec_holds_the_objective_the_settings_and_what_the_run_records(outp
     run = spec.settings
     assert (run.seed, run.device, run.threads, run.compile) == (3, torch.device("cpu"), None, "false")
     assert (run.progress, run.checkpoint_minutes, run.validation_seed) == (False, 5.0, 123)
-    # the fingerprint keeps a checkpoint's keys and plain values, so runs trained before still resume
-    assert tuple(spec.fingerprint) == FINGERPRINT_KEYS
-    assert spec.fingerprint["k"] == 10 and spec.fingerprint["model"] == {"name": "miwae", "groups": 5}
-    assert spec.fingerprint["schedule"]["learning_rates"] == [1e-3, 5e-4]  # as configured, not as trained
-    assert spec.fingerprint["parent"] is None
+    # the fingerprint is the typed identity (specs/identity.py), every objective parameter in it and the name
+    assert spec.fingerprint["version"] == 2 and spec.fingerprint["parent"] is None
+    assert spec.fingerprint["objective"] == {"name": "miwae", "params": {"groups": 5}, "k": 10}
+    assert spec.fingerprint["schedule"]["learning_rates"] == [1e-3, 5e-4]  # as trained (protocol=text: as written)
     written = OmegaConf.create(spec.config_yaml)
     assert "${" not in spec.config_yaml and written.k == 10
-    assert written.run_name == "mnist/L1-miwae-k10/smoke-text-paper-sum-seed3"
+    assert written.run_name == "mnist/L1-miwae-g5-k10/smoke-text-paper-sum-seed3"
     assert spec.summary["objective"] == "miwae" and spec.summary["k"] == 10
 
 
@@ -111,13 +109,12 @@ def test_two_specs_train_in_one_process_without_their_configs(
         monkeypatch.setattr(DictConfig, method, refuse)
     cells = {"a": "a", "b": "b", "a-again": "a"}  # run directory: spec
     for run_dir, name in cells.items():
-        trainer = run_training(specs[name], tmp_path / run_dir)
-        assert trainer.position.passes_done == 1 and trainer.k == specs[name].objective.k
+        assert carry_out([RunPlan(specs[name], tmp_path / run_dir)]) == {}
     monkeypatch.undo()
 
     states = {d: torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in cells}
     for name in ("a", "b"):
-        assert states[name]["config"] == specs[name].fingerprint
+        assert states[name]["config"] == specs[name].fingerprint and states[name]["position"]["passes_done"] == 1
         assert json.loads((tmp_path / name / "status.json").read_text())["state"] == "done"
         assert (tmp_path / name / "config.yaml").read_text() == specs[name].config_yaml
     assert all(torch.equal(states["a"]["model"][key], v) for key, v in states["a-again"]["model"].items())

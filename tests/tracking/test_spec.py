@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict, read_write
 
 from iwae_cli.errors import ConfigError
-from iwae_cli.runs.checkpoint import FINGERPRINT_KEYS
+from iwae_cli.specs.identity import IDENTITY_SOURCES
 from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.tasks.tables.sweep import tracking_overrides
 from iwae_cli.tasks.tables.table2 import switch_command
@@ -58,7 +58,7 @@ def test_a_bad_tracker_setting_is_one_line() -> None:
 
 
 def test_trackers_are_not_part_of_what_a_checkpoint_is_resumed_by() -> None:
-    assert not {"logger", "tags"} & set(FINGERPRINT_KEYS)
+    assert not {"logger", "tags"} & set(IDENTITY_SOURCES)
 
 
 def test_a_table_tags_each_training_job_with_its_table_and_cell() -> None:

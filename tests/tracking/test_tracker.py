@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from iwae_cli.runs.figures import plt, save_figure
+from iwae_cli.reports.figures import plt, save_figure
 from iwae_cli.tracking.record import flat_params, png_header
 from iwae_cli.tracking.spec import MlflowSpec, TensorBoardSpec, TrackingSpec
 from iwae_cli.tracking.tracker import STATE_NAME, RunTracker, source_commit

@@ -16,10 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict, read_write
 
 from iwae_cli.core.objective_registry import LOG_WEIGHT_BOUNDS, OBJECTIVES, bound_objective
-from iwae_cli.errors import NumericalError
+from iwae_cli.pipeline.lifecycle import RunPlan, carry_out
 from iwae_cli.specs.run import run_spec
-from iwae_cli.training.lifecycle import run_training
-from iwae_cli.training.lockstep import lockstep_groups, train_lockstep
+from iwae_cli.training.lockstep import lockstep_groups
 from iwae_cli.training.spec import RunSpec
 from iwae_cli.training.trainer import Trainer
 from tests.helpers.background import kill_leftovers
@@ -62,6 +61,12 @@ def spec_of(*overrides: str) -> RunSpec:
     return run_spec(cfg, "(resume hint)")
 
 
+def carried_out(specs: list[RunSpec], run_dirs: list[Path]) -> tuple[list[Path], dict[Path, str]]:
+    """The runs through the lifecycle together: those that finished, and why the others failed."""
+    failures = carry_out([RunPlan(spec, run_dir) for spec, run_dir in zip(specs, run_dirs, strict=True)])
+    return [d for d in run_dirs if d not in failures], {d: str(e) for d, e in failures.items()}
+
+
 def parameters(run_dir: Path) -> torch.Tensor:
     return torch.cat([v.flatten() for v in load_checkpoint(run_dir)["model"].values()])
 
@@ -81,8 +86,8 @@ def test_a_run_trained_in_a_group_ends_where_it_ends_alone(
     (far closer than the distance training moved them), its generator and position exactly."""
     specs = {name: spec_of(f"layers='{layers}'", *o) for name, o in MEMBERS.items()}
     for name, spec in specs.items():
-        run_training(spec, tmp_path / "solo" / name)
-    finished, failures = train_lockstep(list(specs.values()), [tmp_path / "group" / n for n in specs])
+        carried_out([spec], [tmp_path / "solo" / name])
+    finished, failures = carried_out(list(specs.values()), [tmp_path / "group" / n for n in specs])
     assert failures == {} and len(finished) == 3
     assert len(lockstep_groups([Trainer(s, tmp_path / "fresh" / n) for n, s in specs.items()])) == 1
 
@@ -109,11 +114,11 @@ def parameters_at_start(spec: RunSpec) -> torch.Tensor:
 
 def test_runs_share_a_step_only_at_one_place_of_one_schedule(output_root: Path, tmp_path: Path) -> None:
     base = spec_of("model=iwae")
-    run_training(base, tmp_path / "trained")  # finished: stands at the end of the schedule
+    carried_out([base], [tmp_path / "trained"])  # finished: stands at the end of the schedule
     runs = [
         Trainer(base, tmp_path / "a"),
         Trainer(spec_of("model=vae", "seed=4"), tmp_path / "b"),
-        Trainer(base, tmp_path / "trained"),
+        Trainer(base, tmp_path / "trained", load_checkpoint(tmp_path / "trained")),
         Trainer(spec_of("model=iwae", "k=5"), tmp_path / "c"),
         Trainer(spec_of("model=dreg"), tmp_path / "d"),  # not a bound of log w: trains alone
         Trainer(spec_of("model=dreg", "seed=2"), tmp_path / "e"),
@@ -134,17 +139,17 @@ def test_a_run_that_turns_non_finite_fails_alone(
     output_root: Path, tmp_path: Path, nan_objective: str
 ) -> None:
     vae, broken = spec_of("model=vae"), spec_of("model=vae", f"model.name={nan_objective}")
-    run_training(vae, tmp_path / "solo")
-    finished, failures = train_lockstep([broken, vae], [tmp_path / "broken", tmp_path / "vae"])
-    assert [t.run_dir for t in finished] == [tmp_path / "vae"]
+    carried_out([vae], [tmp_path / "solo"])
+    finished, failures = carried_out([broken, vae], [tmp_path / "broken", tmp_path / "vae"])
+    assert finished == [tmp_path / "vae"]
     assert list(failures) == [tmp_path / "broken"] and "non-finite" in failures[tmp_path / "broken"]
     status = read_json(tmp_path / "broken" / "status.json")
     assert status["state"] == "failed" and "non-finite" in status["message"]
     assert not (tmp_path / "broken" / "checkpoint.pt").exists()  # nothing non-finite was saved
     moved = (parameters(tmp_path / "solo") - parameters_at_start(vae)).norm()
     assert (parameters(tmp_path / "vae") - parameters(tmp_path / "solo")).norm() < 1e-3 * moved
-    with pytest.raises(NumericalError):  # and alone it fails the same way
-        run_training(broken, tmp_path / "broken-alone")
+    _, alone = carried_out([broken], [tmp_path / "broken-alone"])  # and alone it fails the same way
+    assert "non-finite" in alone[tmp_path / "broken-alone"]
 
 
 # --------------------------------------------------------------------------------- through the real CLI
@@ -293,7 +298,7 @@ def test_a_group_checkpoint_cut_by_a_kill_is_undone_or_completed(
 
 
 def test_a_grouped_sweep_moves_objectives_and_seeds_into_members() -> None:
-    from iwae_cli.tasks.group_sweep import grouped_arguments
+    from iwae_cli.cli.group_sweep import grouped_arguments
 
     args = ["-m", "model=vae,iwae", "seed=range(0,2)", "k=5,50", "layers='1','2'", "group=true"]
     out = grouped_arguments(args)

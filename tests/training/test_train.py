@@ -15,6 +15,7 @@ import iwae_cli.training.trainer as train_module
 from iwae_cli.core.objective_registry import OBJECTIVES
 from iwae_cli.core.objectives import Estimate
 from iwae_cli.runs.history import HISTORY_COLUMNS
+from iwae_cli.specs.identity import short_params
 from tests.helpers.run_checks import schedule_name, schedule_overrides
 
 SMOKE = ("schedule=smoke", "progress=false")
@@ -81,13 +82,14 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run_template: Path) -> 
     state = load_checkpoint(run)
     assert {"model", "optimizer", "generator", "position", "config", "format"} <= set(state)
     assert state["position"]["passes_done"] == 2 and state["position"]["stage"] == 2
-    assert state["config"]["k"] == 5 and state["config"]["schedule"]["name"] == "smoke"
+    assert state["config"]["objective"]["k"] == 5 and state["config"]["schedule"]["passes"] == [1, 1]
     assert isinstance(state["generator"], torch.Tensor) and state["optimizer"]["state"]
 
     metrics = read_json(run / "metrics.json")
     assert metrics["run"] == {
         "dataset": "mnist", "layers": 1, "latent_units": [50], "objective": "iwae", "k": 5, "seed": 0,
         "schedule": "smoke", "optim": "paper", "protocol": "text", "loss_reduction": "sum", "parent": None,
+        "identity": 2,
     }
     assert metrics["train"]["passes_done"] == 2
     assert metrics["train"]["final_valid_bound"] is None  # the text protocol trains on the whole split
@@ -134,7 +136,7 @@ def test_a_checkpoint_of_another_config_is_refused(iwae_cli, smoke_run: Path) ->
     result = iwae_cli("train", *SMOKE, "k=50", f"hydra.run.dir={smoke_run}", ok=False)
     assert result.exit_code != 0
     line = one_error_line(result)
-    assert "another configuration" in line and "k: 5 in the checkpoint vs 50 now" in line
+    assert "another configuration" in line and "objective.k: 5 in the checkpoint vs 50 now" in line
     assert "schedule" not in line.split("(", 1)[1]  # only the differing key is named
     assert (smoke_run / "checkpoint.pt").read_bytes() == before
     assert read_json(smoke_run / "status.json")["state"] == "done"
@@ -179,7 +181,7 @@ def test_two_stochastic_layers_train(iwae_cli) -> None:
 
 def test_two_latent_units(iwae_cli) -> None:
     iwae_cli("train", *SMOKE, "arch.latent_units=[2]")
-    run = iwae_cli.run_dir()
+    (run,) = (iwae_cli.root / "runs" / "mnist").glob("L1-custom-*-iwae-k5/*")  # sizes not layers/1.yaml's
     assert_done(run)
     assert read_json(run / "metrics.json")["run"]["latent_units"] == [2]
     shapes = {tuple(t.shape) for t in model_tensors(run).values()}
@@ -190,11 +192,12 @@ def test_two_latent_units(iwae_cli) -> None:
 def test_every_objective_trains(iwae_cli, model: str) -> None:
     """Every registered objective, with its conf/model defaults (groups = 5 divides k = 10)."""
     iwae_cli("train", *SMOKE, f"model={model}", "k=10")
-    run = iwae_cli.run_dir(f"mnist/L1-{model}-k10/smoke-text-paper-sum-seed0")
+    params = "".join(f"-{short}{value}" for short, value in short_params(OBJECTIVES[model].parameters).items())
+    run = iwae_cli.run_dir(f"mnist/L1-{model}{params}-k10/smoke-text-paper-sum-seed0")
     assert_done(run)
     metrics = read_json(run / "metrics.json")
     assert metrics["run"]["objective"] == model and metrics["run"]["k"] == 10
-    assert load_checkpoint(run)["config"]["model"]["name"] == model
+    assert load_checkpoint(run)["config"]["objective"]["name"] == model
     # training improved the bound from stage 1 to stage 2
     log = read_log(run)
     assert float(log[1]["train_bound"]) > float(log[0]["train_bound"])

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from iwae_cli.core.atomic import atomic_write_text
 from iwae_cli.reports.plots import plot_learning_curves, plot_nll_vs_paper, plot_sample_grids
 from iwae_cli.reports.tables.claims import claims_text
-from iwae_cli.runs.atomic import atomic_write_text
 
 
 def fmt(value: Any, spec: str = ".2f") -> str:
@@ -27,6 +27,11 @@ def write_table_files(out_dir: Path, name: str, rows: pd.DataFrame, markdown: st
     """table CSV (machine-readable) and Markdown (for people), each written atomically."""
     atomic_write_text(out_dir / f"{name}.csv", rows.to_csv(index=False))
     atomic_write_text(out_dir / f"{name}.md", markdown)
+
+
+def write_claims_file(path: Path, claims: list[dict]) -> None:
+    """The claims as CSV (one row per claim: what is claimed, the case, the evidence, the verdict), atomically."""
+    atomic_write_text(path, pd.DataFrame(claims).to_csv(index=False))
 
 
 def table_figures(out_dir: Path, rows: pd.DataFrame, run_dirs: list[Path]) -> None:

@@ -22,7 +22,7 @@ from iwae_cli.data.loading import ensure_files
 from iwae_cli.errors import DataError
 from iwae_cli.reports.tables.results import CellKey, RunFilter, collect_runs
 from iwae_cli.specs.checks import seed_list
-from iwae_cli.tasks.group_sweep import groups_on, is_member_key
+from iwae_cli.specs.group import groups_on, is_member_key
 from iwae_cli.tasks.tables.children import Children
 
 log = logging.getLogger(__name__)

@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig
 
 from iwae_cli.core.runtime import cpu_count
 from iwae_cli.data.loading import ensure_files
-from iwae_cli.reports.tables.claims import claims_text, nll_claim, units_claim
 from iwae_cli.reports.tables.outcome import check_complete
-from iwae_cli.reports.tables.paper import paper_results
-from iwae_cli.reports.tables.render import fmt, missing, render_terminal, write_table_files
-from iwae_cli.reports.tables.results import CellKey, cell_summary, collect_runs, evaluated, unfinished_status
+from iwae_cli.reports.tables.render import render_terminal, write_table_files
+from iwae_cli.reports.tables.results import CellKey, collect_runs, evaluated
+from iwae_cli.reports.tables.table2 import TERMINAL_COLUMNS, experiment_claims, table2_markdown, table2_row
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.tasks.job import user_facing
 from iwae_cli.tasks.tables.sweep import (
@@ -38,10 +36,6 @@ log = logging.getLogger(__name__)
 
 # (experiment, first stage (objective, k), second stage (objective, k)), MNIST, one stochastic layer.
 TABLE2_EXPERIMENTS = ((1, ("vae", 1), ("iwae", 50)), (2, ("iwae", 50), ("vae", 1)))
-# what the terminal shows of table2.csv
-TERMINAL_COLUMNS = tuple(
-    f"{stage}_{column}" for stage in ("first", "second") for column in ("objective", "k", "nll", "paper_nll", "units")
-)
 
 
 def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, threads: int) -> list[str]:
@@ -111,109 +105,15 @@ def table2_task(cfg: DictConfig) -> str:
         log.warning("a switch-objective run failed; its row is marked in the table")
     rows, claims = [], []
     for exp, first, second in TABLE2_EXPERIMENTS:
-        parents = [ready[(exp, seed)] for seed in seeds if (exp, seed) in ready]
-        rows.append(table2_row(exp, first, second, parents, len(seeds)))
-        claims += experiment_claims(exp, first, second, parents)
+        pairs = [(p, child_run(p, second)) for seed in seeds if (p := ready.get((exp, seed))) is not None]
+        rows.append(table2_row(exp, first, second, pairs, len(seeds)))
+        claims += experiment_claims(exp, first, second, pairs)
     df = pd.DataFrame(rows)
     out_dir = tables_dir(cfg)
     write_table_files(
         out_dir, "table2", df, table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
     )
-    print(render_terminal(df, claims, out_dir / "table2.csv", ("experiment", *TERMINAL_COLUMNS, "status")))
+    print(render_terminal(df, claims, out_dir / "table2.csv", TERMINAL_COLUMNS))
     done = df.status == "done"
     check_complete("Table 2", int(done.sum()), len(df), str(out_dir / "table2.md"), list(df.status[~done]))
     return str(out_dir / "table2.csv")
-
-
-def experiment_claims(exp: int, first: tuple, second: tuple, parents: list[Path]) -> list[dict[str, Any]]:
-    """VAE -> IWAE should lower the NLL and raise the active units; IWAE -> VAE the opposite. Judged on the
-    seeds whose second stage has its numbers, each paired with its own first stage."""
-    pairs = [(p, child_run(p, second)) for p in parents if evaluated(child_run(p, second))]
-    before, after = [p for p, _ in pairs], [c for _, c in pairs]
-    lower = exp == 1
-    case = f"{first[0].upper()} k={first[1]} -> {second[0].upper()} k={second[1]}"
-    return [
-        nll_claim(
-            f"switching {'lowers' if lower else 'raises'} NLL",
-            case,
-            after,
-            before,
-            "NLL(after) - NLL(before)",
-            lower=lower,
-        ),
-        units_claim(
-            f"switching {'raises' if lower else 'lowers'} active units",
-            case,
-            after,
-            before,
-            "units(after) - units(before)",
-            more=lower,
-        ),
-    ]
-
-
-def table2_row(exp: int, first: tuple, second: tuple, parents: list[Path], seeds: int) -> dict[str, Any]:
-    """One experiment: each stage's NLL (the mean over seeds, and each seed's), units and the paper's; the
-    status says why it is incomplete when any seed lacks its second stage."""
-    paper = paper_results()
-    paper = paper[(paper.table == 2) & (paper.experiment == exp)].set_index("stage")
-    children = [child_run(p, second) for p in parents]
-    finished = [c for c in children if evaluated(c)]
-    row: dict[str, Any] = {"experiment": exp}
-    for stage, (objective, k), runs in (("first", first, parents), ("second", second, finished)):
-        # a stage's numbers only with every seed's run, as Table 1's cells
-        summary = cell_summary(runs) if len(runs) == seeds else {}
-        row.update(
-            {
-                f"{stage}_objective": objective,
-                f"{stage}_k": k,
-                f"{stage}_nll": summary.get("nll"),
-                f"{stage}_nll_se": summary.get("nll_se"),
-                f"{stage}_nll_seed_std": summary.get("nll_seed_std"),
-                f"{stage}_nll_per_seed": summary.get("nll_per_seed"),
-                f"{stage}_units": summary.get("units"),
-                f"{stage}_units_expected": summary.get("units_expected"),
-                f"{stage}_paper_nll": float(paper.loc[stage, "nll"]),
-                f"{stage}_paper_units": str(paper.loc[stage, "units"]),
-                f"{stage}_passes": summary.get("passes"),
-                f"{stage}_run_dir": summary.get("run_dir"),
-            }
-        )
-        row[f"{stage}_seeds"] = summary.get("seeds")
-    if len(finished) == seeds:
-        row["status"] = "done"
-    elif len(parents) < seeds:
-        row["status"] = (
-            f"not run for {seeds - len(parents)} of {seeds} seeds: the {first[0].upper()} k={first[1]} run "
-            "it starts from did not finish"
-        )
-    else:
-        unfinished = [c for c in children if c not in finished]
-        row["status"] = unfinished_status([c for c in unfinished if c.exists()], None)
-    return row
-
-
-def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| experiment | first stage | NLL ours | NLL paper | units ours / paper | second stage | "
-        "NLL ours | NLL paper | units ours / paper |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in df.to_dict("records"):
-        cells = [str(r["experiment"])]
-        for stage in ("first", "second"):
-            nll = r.get(f"{stage}_nll")
-            ours = f"{fmt(nll)} ± {fmt(r.get(f'{stage}_nll_se'))}" if not missing(nll) else f"– ({r['status']})"
-            if "/" in str(r.get(f"{stage}_nll_per_seed", "")):
-                ours += f" [{r[f'{stage}_nll_per_seed']}]"
-            cells += [
-                f"{r[f'{stage}_objective'].upper()}, k={r[f'{stage}_k']}",
-                ours,
-                fmt(r[f"{stage}_paper_nll"]),
-                f"{fmt(r.get(f'{stage}_units'), '')} / {r[f'{stage}_paper_units']}",
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## The paper's claims", "", *claims_text(claims)]
-    return "\n".join(lines) + "\n"

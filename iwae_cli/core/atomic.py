@@ -1,6 +1,9 @@
-"""Atomic file writes: a temp file in the same directory, fsync, then rename.
+"""Atomic file writes, for every file the product writes (run files, tables, figures, downloaded data): a temp
+file in the same directory, fsync, then rename.
 
-A reader (or a killed process) therefore only ever sees the old file or the new one, never half of one.
+A reader (or a killed process) therefore only ever sees the old file or the new one, never half of one; and the
+file gets the permissions open() would give it, not the private ones of the temp file. It lives in core, the
+lowest layer, so that data/ (downloads) and runs/ share this one implementation.
 """
 
 from __future__ import annotations
@@ -14,22 +17,30 @@ from typing import Any
 
 from iwae_cli.errors import IwaeError
 
+# how the user chooses another folder, named in the errors: the output root unless the caller says otherwise
+OUTPUT_FOLDER = "output directory (e.g. output_root=/some/writable/dir)"
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Any], None],
+    mode: str = "wb",
+    *,
+    folder: str = OUTPUT_FOLDER,
+    error: type[IwaeError] = IwaeError,
+) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``.
 
     On any failure (a full disk, a permission error, an exception in ``write``) the temp file is removed
-    and ``path`` is left exactly as it was.
+    and ``path`` is left exactly as it was; an OSError becomes one ``error`` line naming the file and how to
+    choose another ``folder``, and any other exception (a rejected download, Ctrl-C) passes through.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise IwaeError(
-            f"cannot write to {path.parent}: {e.strerror or e}; choose a writable output directory "
-            "(e.g. output_root=/some/writable/dir)"
-        ) from None
+        raise error(f"cannot write to {path.parent}: {e.strerror or e}; choose a writable {folder}") from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -43,9 +54,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise IwaeError(
+            raise error(
                 f"could not write {path}: {e.strerror or e}; the previous file (if any) is intact. "
-                "Free some disk space or choose another output directory, then run the command again."
+                f"Free some disk space or choose another {folder}, then run the command again."
             ) from None
         raise
     return path

@@ -6,9 +6,8 @@ layers, k, ...) as usual, one job per shape. The job composes every member's own
 of that cell would have it, and trains them together (iwae_cli.tasks.lockstep). The jobs' own directories (Hydra's
 .hydra/ and the group's log) go under <output_root>/groups; the runs stay where solo runs are.
 
-group=auto groups where it is measured faster: on CUDA, where a step is bound by kernel launches. On CPU it
-does not group (`iwae bench` shows grouped steps no faster than solo ones at the table's k=50, and the table
-runs one solo job per core instead).
+This module rewrites the command line before Hydra reads it; what a group is (its member settings, when
+group=auto groups) is iwae_cli.specs.group, which the group's job and the tables read too.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import itertools
 import json
 
 from iwae_cli.errors import ConfigError, first_line
+from iwae_cli.specs.group import groups_on, is_member_key
 
-GROUP_CHOICES = ("true", "false", "auto")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
@@ -27,26 +26,10 @@ def _key(arg: str) -> str:
     return arg.split("=", 1)[0].lstrip("+~")
 
 
-def is_member_key(key: str) -> bool:
-    """The settings that may differ within a group: the objective (and its parameters) and the seed."""
-    return key in ("model", "seed") or key.startswith("model.")
-
-
 def last_value(args: list[str], key: str, default: str) -> str:
     """The value of the last `key=...` override in args, unquoted; `default` when there is none."""
     given = [a.split("=", 1)[1].strip("'\"") for a in args if "=" in a and _key(a) == key]
     return given[-1] if given else default
-
-
-def groups_on(choice: str, device: str) -> bool:
-    """Whether a sweep with group=`choice` on `device` trains in lockstep groups (see the module's docstring)."""
-    if choice not in GROUP_CHOICES:
-        raise ConfigError(f"group must be true, false or auto, got group={choice}")
-    if choice != "auto":
-        return choice == "true"
-    import torch
-
-    return device != "cpu" and torch.cuda.is_available()
 
 
 def member_values(arg: str) -> list[str]:

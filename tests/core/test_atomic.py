@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from iwae_cli.core.atomic import atomic_write, atomic_write_text, update_json
 from iwae_cli.errors import IwaeError
-from iwae_cli.runs.atomic import atomic_write, atomic_write_text, update_json
 
 
 def test_new_files_get_the_umask_permissions_not_mkstemps_private_ones(tmp_path):

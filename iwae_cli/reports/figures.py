@@ -1,4 +1,5 @@
-"""Figures written into run and table directories as PNG, atomically (a reader never sees half a file)."""
+"""Figures written into run and table directories as PNG, atomically (a reader never sees half a file), with
+matplotlib set to draw into files only. Every figure is drawn by the reports (plots.py, evaluation_plots.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from iwae_cli.runs.atomic import atomic_write  # noqa: E402
+from iwae_cli.core.atomic import atomic_write  # noqa: E402
 
 __all__ = ["plt", "save_figure"]
 

@@ -1,0 +1,214 @@
+"""A run's life from opening its directory to "finished", one code path for every run: a solo `iwae train`, a
+`group=true` sweep's job, a table's cell and switch-objective's second stage (a solo run is a group of one).
+
+1. open: each run directory locked (here only, once per run, until its evaluation is done), a group checkpoint a
+   kill interrupted settled, the run's checkpoint read once and matched against its identity (a checkpoint of
+   another configuration is refused before anything is written), config.yaml and the metrics' "run" entry written;
+2. train: the runs that can share a step in lockstep groups (training/lockstep.py), the others alone, with
+   checkpoints and the status running, interrupted or failed;
+3. evaluate: the learning curve, samples, the evaluation the run asks for (evaluate=true) and its trackers;
+4. finished: the training metrics and the status done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iwae_cli.core.atomic import atomic_write_text
+from iwae_cli.errors import Interrupted, IwaeError, first_line
+from iwae_cli.evaluation.finished_run import evaluate_finished_run
+from iwae_cli.evaluation.spec import EvalSpec
+from iwae_cli.reports.plots import plot_learning_curve, plot_samples
+from iwae_cli.runs import checkpoint as ckpt
+from iwae_cli.runs.history import finite_or_none
+from iwae_cli.runs.lock import hold_run_dir
+from iwae_cli.runs.log_context import about
+from iwae_cli.runs.records import CONFIG_NAME, METRICS_NAME, read_json, record_metrics, write_status
+from iwae_cli.tracking.record import figures
+from iwae_cli.tracking.tracker import RunTracker
+from iwae_cli.training.lockstep import (
+    GroupFailure,
+    SharedData,
+    fit_group,
+    lockstep_groups,
+    settle_checkpoints,
+)
+from iwae_cli.training.spec import RunSpec
+from iwae_cli.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run to carry out: its spec, directory, the evaluation it asks for (None: none) and, for a run that
+    continues another (switch-objective), that run's checkpoint."""
+
+    spec: RunSpec
+    run_dir: Path
+    evaluation: EvalSpec | None = None
+    parent_checkpoint: Path | None = None
+
+
+def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
+    """Open, train, evaluate and finish every run; returns the error that stopped each run that failed (the
+    others finished; each failed run's status says why).
+
+    RunError before any run is written where a directory is busy or holds another configuration's checkpoint;
+    Interrupted on SIGINT/SIGTERM, every unfinished run checkpointed and marked interrupted."""
+    by_dir = {plan.run_dir: plan for plan in plans}
+    with ExitStack() as owned:
+        for plan in plans:
+            owned.enter_context(own(plan.run_dir))
+        settle_checkpoints(list(by_dir))
+        checkpoints = {plan.run_dir: own_checkpoint(plan) for plan in plans}
+        shared, finished, failures, pending = SharedData(), [], {}, []
+        for plan in plans:
+            prepare_run_dir(plan.spec, plan.run_dir)
+            try:
+                run = start(plan, checkpoints[plan.run_dir], shared)
+            except IwaeError as e:
+                failures[plan.run_dir] = e
+                write_status(plan.run_dir, "failed", first_line(e))
+                continue
+            if run.finished:
+                log.info("%s has finished its schedule; not training again", run.run_dir, extra=run.log_extra)
+                write_status(run.run_dir, "done")  # (it may have been stopped after its last step)
+                finished.append(run)
+            else:
+                pending.append(run)
+        finished += train(pending, shared, failures, by_dir)
+        for run in finished:
+            with about(run.run_dir):
+                finish(run, by_dir[run.run_dir].evaluation)
+    return failures
+
+
+def own(run_dir: Path) -> Any:
+    """The run directory's lock (created where new): one live process per run (runs/lock.py)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return hold_run_dir(run_dir)
+
+
+def own_checkpoint(plan: RunPlan) -> dict[str, Any] | None:
+    """The run's checkpoint, read once and matched against its identity (RunError naming what differs)."""
+    path = plan.run_dir / ckpt.CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    state = ckpt.load_checkpoint(path, plan.spec.settings.device)
+    ckpt.refuse_other_configuration(path, plan.spec.recognise(state["config"]))
+    return state
+
+
+def start(plan: RunPlan, checkpoint: dict[str, Any] | None, shared: SharedData) -> Trainer:
+    """The run's Trainer at the place its checkpoint stands (a new run: at the start, from its parent's state
+    where it continues one); it logs to the run's trackers."""
+    parent = None
+    if checkpoint is None and plan.parent_checkpoint is not None:
+        parent = ckpt.load_checkpoint(plan.parent_checkpoint, plan.spec.settings.device)
+    tracker = RunTracker(plan.spec.tracking, plan.run_dir)
+    return Trainer(plan.spec, plan.run_dir, checkpoint, parent, data=shared(plan.spec), tracker=tracker)
+
+
+def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
+    """Once this process owns run_dir: clear what a killed atomic write left, write config.yaml and the metrics'
+    "run" summary."""
+    # left by a process killed in the middle of an atomic write (only safe to remove once we own the directory)
+    for stale in run_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    # a group's checkpoint that a kill interrupted; settle_checkpoints has used it where it was complete
+    (run_dir / ckpt.NEXT_CHECKPOINT_NAME).unlink(missing_ok=True)
+    atomic_write_text(run_dir / CONFIG_NAME, spec.config_yaml)
+    record_metrics(run_dir, {"run": spec.summary})
+
+
+def train(
+    pending: list[Trainer], shared: SharedData, failures: dict[Path, IwaeError], plans: dict[Path, RunPlan]
+) -> list[Trainer]:
+    """Train the runs, those that can share a step in lockstep groups; returns those that finished and adds
+    why the others failed to `failures`. A run whose loss turns non-finite fails alone: the rest of its group
+    goes back to its checkpoints and on without it."""
+    finished: list[Trainer] = []
+    while pending:
+        groups, pending = lockstep_groups(pending), []
+        for index, group in enumerate(groups):
+            with ExitStack() as phase:  # the trackers' training phase (tracking/tracker.py)
+                for run in group:
+                    phase.enter_context(run.tracker)
+                    write_status(run.run_dir, "running")
+                try:
+                    fit_group(group)
+                except Interrupted as e:
+                    for run in [r for later in groups[index:] for r in later] + pending:
+                        write_status(run.run_dir, "interrupted", str(e))
+                    raise
+                except GroupFailure as e:
+                    for run in e.runs:
+                        failures[run.run_dir] = e
+                        write_status(run.run_dir, "failed", first_line(e))
+                        run.tracker.close("FAILED")
+                    # the others start again from their checkpoints (their trackers skip the epochs they redo)
+                    pending += [
+                        start(plans[r.run_dir], own_checkpoint(plans[r.run_dir]), shared)
+                        for r in group
+                        if r not in e.runs
+                    ]
+                    continue
+                except Exception as e:  # a bug, not an expected error: the runs say so, the traceback shows it
+                    for run in group:
+                        write_status(run.run_dir, "failed", first_line(e))
+                    raise
+            for run in group:
+                record_trained(run)
+            finished += group
+    return finished
+
+
+def record_trained(trainer: Trainer) -> None:
+    """The training metrics of a run that finished its schedule, and its status: done."""
+    last = trainer.position.history[-1] if trainer.position.history else {}
+    record_metrics(
+        trainer.run_dir,
+        {
+            "train": {
+                "passes_done": trainer.position.passes_done,
+                "seconds": round(trainer.position.train_seconds, 2),
+                "final_train_bound": last.get("train_bound"),
+                "final_valid_bound": finite_or_none(last.get("valid_bound")),
+            }
+        },
+    )
+    write_status(trainer.run_dir, "done")
+
+
+def finish(trainer: Trainer, evaluation: EvalSpec | None) -> None:
+    """A trained run's learning curve and samples, then its evaluation where asked (of the trained model in
+    memory: the checkpoint just written holds the same parameters); the trackers get what they lack of its
+    epochs (all of them where a tracker was turned on after training), its results and figures."""
+    run_dir = trainer.run_dir
+    with trainer.tracker as tracker:
+        # first, so that an evaluation that fails marks the tracker runs failed
+        tracker.log_epochs(trainer.position.history, trainer.examples_per_epoch)
+        plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", run_dir.name)
+        plot_samples(trainer.model, run_dir / "samples.png", seed=trainer.spec.model.seed)
+        if evaluation is not None:
+            trainer.model.eval()
+            evaluate_finished_run(run_dir, trainer.model, read_json(run_dir / METRICS_NAME), evaluation)
+        tracker.finish(read_json(run_dir / METRICS_NAME), figures(run_dir))
+    log.info("run directory: %s", run_dir)
+
+
+def record_refusal(run_dir: Path, config_yaml: str, summary: dict[str, Any], message: str) -> None:
+    """A run directory that says its configuration was refused: config.yaml, the metrics' "run" summary and a
+    failed status with the one-line reason. Left as it is when the directory already holds a run of its own."""
+    if (run_dir / CONFIG_NAME).exists():
+        return
+    with own(run_dir):
+        atomic_write_text(run_dir / CONFIG_NAME, config_yaml)
+        record_metrics(run_dir, {"run": summary})
+        write_status(run_dir, "failed", message)
