@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test table1 table2 bench gpu-check gpu-wheels lint clean-venv
+.PHONY: install test table1 table2 frontier bench gpu-check gpu-wheels lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ table1: $(STAMP)
 
 table2: $(STAMP)
 	$(BIN)/iwae table2 $(ARGS)
+
+# time to quality: validation NLL against training seconds for each recipe (conf/frontier.yaml)
+frontier: $(STAMP)
+	$(BIN)/iwae frontier $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/iwae bench $(ARGS)

@@ -136,6 +136,13 @@ hydra_command(
     "iwae table2 profile=quick",
 )
 hydra_command(
+    "frontier",
+    "tasks.frontier:frontier_task",
+    "frontier",
+    "Validation NLL against training time, per recipe.",
+    "iwae frontier 'marks=[1,5,10]'",
+)
+hydra_command(
     "table-extra",
     "tasks.tables.extra:table_extra_task",
     "table_extra",

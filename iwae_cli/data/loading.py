@@ -60,7 +60,7 @@ def resolve_data_dir(configured: str | os.PathLike | None) -> Path:
 
 
 def load_dataset(
-    name: str, data_dir: str | os.PathLike | None, download: str = "auto", *, holdout: bool = True
+    name: str, data_dir: str | os.PathLike | None, download: str = "auto", *, holdout: bool | int = True
 ) -> Splits:
     """Load the registered dataset ``name`` from ``data_dir`` (resolved with :func:`resolve_data_dir`).
 
@@ -70,12 +70,25 @@ def load_dataset(
 
     ``holdout=True`` splits as the authors' code does: MNIST (and Fashion-MNIST) validate on the last 400
     training images, OMNIGLOT on the last 1,345 after a seeded shuffle; binarized MNIST on its own validation
-    file. ``holdout=False`` follows the paper's text: the whole training split trains (in the same order;
+    file. ``holdout=False`` (or 0) follows the paper's text: the whole training split trains (in the same order;
     binarized MNIST's validation images after its training images) and ``valid`` is empty (shape [0, pixels]).
+    A number N holds out the last N training images instead (a dataset without a validation file of its own).
     """
     spec = get_dataset(name)
+    held_out = held_out_count(spec, holdout)
     folder = ensure_files(spec.name, data_dir, download)
-    return _splits(spec, folder, spec.read(spec, folder), holdout)
+    return _splits(spec, folder, spec.read(spec, folder), held_out)
+
+
+def held_out_count(spec: DatasetSpec, holdout: bool | int) -> int:
+    """How many training images `holdout` holds out of `spec`'s (ConfigError where it cannot)."""
+    if isinstance(holdout, bool):
+        return spec.n_valid if holdout else 0
+    own_file = "valid" in spec.split_files
+    if own_file and holdout not in (0, spec.n_valid) or not own_file and not 0 <= holdout < spec.train_size:
+        allowed = "true or false (its own validation file)" if own_file else f"0 to {spec.train_size - 1}"
+        raise ConfigError(f"{spec.title} can hold out {allowed} training images, not holdout={holdout}")
+    return holdout
 
 
 def ensure_files(name: str, data_dir: str | os.PathLike | None, download: str = "auto") -> Path:
@@ -98,10 +111,16 @@ def missing_files(name: str, data_dir: str | os.PathLike | None) -> list[str]:
 
 
 def load_split(
-    name: str, data_dir: str | os.PathLike | None, download: str, split: str, examples: int | None = None
+    name: str,
+    data_dir: str | os.PathLike | None,
+    download: str,
+    split: str,
+    examples: int | None = None,
+    holdout: bool | int = True,
 ) -> torch.Tensor:
-    """One split ("train", "valid" or "test") of a dataset, optionally its first `examples` images."""
-    data = getattr(load_dataset(name, data_dir, download), split)
+    """One split ("train", "valid" or "test") of a dataset, optionally its first `examples` images; `holdout` as
+    load_dataset takes it."""
+    data = getattr(load_dataset(name, data_dir, download, holdout=holdout), split)
     return data if examples is None else data[:examples]
 
 
@@ -165,24 +184,25 @@ def _download(name: str, root: Path, not_found: str) -> None:
 # splits
 
 
-def _splits(spec: DatasetSpec, folder: Path, parts, holdout: bool) -> Splits:
-    """Splits from the arrays of the files: the validation holdout, then the fixed-binarisation mark."""
+def _splits(spec: DatasetSpec, folder: Path, parts, held_out: int) -> Splits:
+    """Splits from the arrays of the files: the last `held_out` training images validate (a dataset's own
+    validation file where it has one), then the fixed-binarisation mark."""
     if parts.valid is not None:  # its own validation file
         train, valid = parts.train, parts.valid
-        if not holdout:
+        if not held_out:
             train, valid = np.concatenate([train, valid]), valid[:0]
     else:
         train = parts.train
         if spec.shuffle_seed is not None:
             train = train[np.random.RandomState(seed=spec.shuffle_seed).permutation(len(train))]
-        if len(train) <= spec.n_valid:
+        if len(train) <= max(held_out, spec.n_valid):
             raise DataError(
                 f"{spec.path(folder, spec.split_files['train'])} holds only {len(train)} images (expected "
-                f"{spec.train_size}, more than the {spec.n_valid} held out for validation): "
+                f"{spec.train_size}, more than the {max(held_out, spec.n_valid)} held out for validation): "
                 f"re-download with `iwae data download {spec.name}`"
             )
         # without holdout the whole training split trains and the validation set is empty
-        split = len(train) - (spec.n_valid if holdout else 0)
+        split = len(train) - held_out
         train, valid = train[:split], train[split:]
     tensors = (torch.from_numpy(np.ascontiguousarray(a)) for a in (train, valid, parts.test))
     if spec.binarization == "fixed":

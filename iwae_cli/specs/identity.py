@@ -5,7 +5,7 @@ a run is resumed. The run's name (its directory under <output_root>/runs) reads 
 with: `mnist/L1-vr-a0.5-k5/quick-text-paper-sum-seed0` is one stochastic layer, the VR bound with alpha 0.5 and
 k=5, the quick schedule, the paper's text, the paper's Adam, the summed loss and seed 0. Each part is the name
 of the config file it came from where its typed values are that file's, else that name followed by what differs
-(`quick-batch_size100`, or a digest where a list differs: `quick-custom-1a2b3c4d`), so two identities never share
+(`quick-batch_size_100`, or a digest where a list differs: `quick-custom-1a2b3c4d`), so two identities never share
 a name and a setting the run does not use cannot change it.
 
 Where the run runs (device, threads, compile, output root, trackers) and how it is evaluated are recorded in the
@@ -55,7 +55,7 @@ def identity(spec: Trained) -> dict[str, Any]:
     return {
         "version": VERSION,
         "dataset": spec.data.name,
-        "holdout": spec.data.holdout_examples,
+        "holdout": spec.data.holdout,
         "arch": {
             "latent_units": list(arch.latent_units),
             "encoder_hidden": [list(layer) for layer in arch.encoder_hidden],
@@ -69,6 +69,9 @@ def identity(spec: Trained) -> dict[str, Any]:
             "passes": list(schedule.passes),
             "learning_rates": list(schedule.learning_rates),
             "train_examples": schedule.train_examples,
+            "anneal": schedule.anneal,
+            "min_learning_rate": schedule.min_learning_rate,
+            "warmup_passes": schedule.warmup_passes,
         },
         "optim": {"variant": spec.optim.variant, "betas": list(spec.optim.betas), "eps": spec.optim.eps},
         "seed": spec.model.seed,
@@ -142,16 +145,21 @@ def plain(value: Any) -> str:
 
 def label(name: str, values: dict[str, Any], shipped: dict[str, Any] | None) -> str:
     """`name` where `values` are the shipped file's (or no such file ships: a user's own file names itself);
-    else `name-<key><value>` for each differing scalar, or `name-custom-<digest>` where a list differs."""
+    else `name-<key>_<value>` for each differing scalar, or `name-custom-<digest>` where a list differs."""
     if shipped is None or values == shipped:
         return name
     differing = {key: value for key, value in values.items() if shipped.get(key) != value}
-    readable = all(isinstance(v, int | float | bool) or v is None for v in differing.values())
-    if not readable:
+    if not all(readable(value) for value in differing.values()):
         digest = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
         return f"{name}-custom-{digest}"
-    glue = {key: "_" if key[-1].isdigit() else "" for key in differing}
-    return name + "".join(f"-{key}{glue[key]}{plain(value)}" for key, value in differing.items())
+    return name + "".join(f"-{key}_{plain(value)}" for key, value in differing.items())
+
+
+def readable(value: Any) -> bool:
+    """Whether a value can stand in a directory name as it is: a number, a boolean, null or a plain word."""
+    if isinstance(value, str):
+        return re.fullmatch(r"[A-Za-z0-9.]+", value) is not None
+    return isinstance(value, int | float | bool) or value is None
 
 
 def shipped(group: str, name: str) -> DictConfig | None:
@@ -169,6 +177,9 @@ def schedule_values(node: Any) -> dict[str, Any]:
         "passes": list(node.get("passes") or []),
         "learning_rates": [float(r) for r in node.get("learning_rates") or []],
         "train_examples": node.get("train_examples"),
+        "anneal": node.get("anneal", "step"),
+        "min_learning_rate": float(node.get("min_learning_rate", 0.0)),
+        "warmup_passes": float(node.get("warmup_passes", 0)),
     }
 
 

@@ -18,6 +18,7 @@ from iwae_cli.core.objective_registry import bind
 from iwae_cli.core.objectives import LOG_WEIGHT_BOUNDS, check_reduction, node_parameters
 from iwae_cli.core.optim import OptimSpec
 from iwae_cli.core.runtime import resolve_device
+from iwae_cli.data.loading import held_out_count
 from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
 from iwae_cli.specs.checks import number, progress_setting, whole_number
@@ -30,6 +31,7 @@ from iwae_cli.specs.identity import (
     schedule_label,
 )
 from iwae_cli.specs.tracking import tracking_spec
+from iwae_cli.training.rates import ANNEALS
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSettings, RunSpec, Schedule
 
 COMPILE_CHOICES = ("auto", "true", "false")
@@ -127,6 +129,7 @@ def run_settings(cfg: DictConfig, resume_hint: str) -> RunSettings:
         compile=compile_choice,
         checkpoint_minutes=checkpoint_minutes,
         progress=progress_setting(cfg),
+        snapshot_passes=tuple(sorted({whole_number(p, "snapshot_passes") for p in cfg.get("snapshot_passes") or []})),
         validation_seed=whole_number(cfg.eval.seed, "eval.seed", minimum=0),
         resume_hint=resume_hint,
     )
@@ -150,7 +153,12 @@ def schedule(cfg: DictConfig) -> Schedule:
     if n is not None and (not isinstance(n, int) or n < batch):
         raise ConfigError(f"schedule.train_examples must be null or >= batch_size ({batch}), got {n}")
     rounded = learning_rates(rates, bool(protocol(cfg).get("round_learning_rates", False)))
-    return Schedule(batch, tuple(passes), tuple(rounded), n)
+    anneal = str(node.get("anneal", "step"))
+    if anneal not in ANNEALS:
+        raise ConfigError(f"schedule.anneal must be one of {', '.join(ANNEALS)}, got {anneal}")
+    floor = number(node.get("min_learning_rate", 0.0), "schedule.min_learning_rate")
+    warmup = number(node.get("warmup_passes", 0), "schedule.warmup_passes")
+    return Schedule(batch, tuple(passes), tuple(rounded), n, anneal, floor, warmup)
 
 
 def learning_rates(rates: list[float], round_as_code: bool) -> list[float]:
@@ -167,9 +175,15 @@ def learning_rates(rates: list[float], round_as_code: bool) -> list[float]:
 
 
 def data_spec(cfg: DictConfig) -> DataSpec:
-    """The dataset to train on; holdout defaults to the authors' code's (a validation set held out)."""
-    holdout = bool(protocol(cfg).get("holdout", True))
-    return DataSpec(str(cfg.dataset.name), cfg.get("data_dir"), str(cfg.get("download", "auto")), holdout)
+    """The dataset to train on, and the training images held out to validate on: protocol.holdout true (the
+    dataset's own: the authors' code), false (none: the paper's text) or a number N (the last N)."""
+    name = str(cfg.dataset.name)
+    holdout = protocol(cfg).get("holdout", True)
+    if isinstance(holdout, bool) or (isinstance(holdout, int) and holdout >= 0):
+        count = held_out_count(get_dataset(name), holdout)
+    else:
+        raise ConfigError(f"protocol.holdout must be true, false or a number of images, got {holdout}")
+    return DataSpec(name, cfg.get("data_dir"), str(cfg.get("download", "auto")), count)
 
 
 def architecture(arch: Any, dataset: str) -> Architecture:

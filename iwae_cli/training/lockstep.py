@@ -85,7 +85,8 @@ class GroupTrainer(ScheduleLoop):
         first = runs[0]
         self.runs = list(runs)
         self.settings = first.settings
-        self.passes, self.rates, self.batch_size = first.passes, first.rates, first.batch_size
+        self.schedule, self.passes, self.rates = first.schedule, first.passes, first.rates
+        self.batch_size = first.batch_size
         self.train_x = first.train_x  # the members share one copy (train_lockstep gives them one TrainingData)
         self.positions = [run.position for run in self.runs]
         self.failed_runs: list[Trainer] = []

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from iwae_cli.core.runtime import StopFlag, progress_disabled, stop_on_signals
 from iwae_cli.errors import Interrupted, NumericalError
 from iwae_cli.runs.history import Position
-from iwae_cli.training.spec import RunSettings
+from iwae_cli.training.spec import RunSettings, Schedule
 
 
 class ScheduleLoop(ABC):
@@ -26,6 +26,7 @@ class ScheduleLoop(ABC):
     train_x and positions, and say how to step and save."""
 
     settings: RunSettings
+    schedule: Schedule
     passes: list[int]
     rates: list[float]
     batch_size: int
@@ -117,6 +118,9 @@ class ScheduleLoop(ABC):
         # float64 sums on the device, read back only when banked (no host sync per step for them)
         running = torch.zeros(len(self.positions), dtype=torch.float64, device=self.train_x.device)
         for step in range(pos.step_in_epoch, self.steps_per_epoch):
+            if not self.schedule.rate_per_stage:  # a cosine stage or a warm-up: the rate of this very step
+                step_in_stage = pos.epoch_in_stage * self.steps_per_epoch + step
+                self.set_learning_rate(self.schedule.rate(pos.stage, step_in_stage, self.steps_per_epoch))
             try:
                 running += self.step(self.train_x[step * b : (step + 1) * b])
             except NumericalError:

@@ -14,8 +14,8 @@ import torch
 from iwae_cli.core.model import Architecture
 from iwae_cli.core.objectives import build_log_weight_bound, build_objective
 from iwae_cli.core.optim import OptimSpec
-from iwae_cli.data.registry import get_dataset
 from iwae_cli.tracking.spec import TrackingSpec
+from iwae_cli.training.rates import constant_within_stages, learning_rate
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,32 @@ class Schedule:
     passes: tuple[int, ...]
     learning_rates: tuple[float, ...]
     train_examples: int | None
+    anneal: str = "step"  # the rate within a stage: held (step) or along half a cosine (training/rates.py)
+    min_learning_rate: float = 0.0  # where a cosine stage ends
+    warmup_passes: float = 0.0  # passes of linear warm-up at the start
+
+    def rate(self, stage: int, step_in_stage: int, steps_per_epoch: int) -> float:
+        """The learning rate of a step (training/rates.py)."""
+        return learning_rate(
+            self.learning_rates, self.passes, steps_per_epoch, stage, step_in_stage,
+            self.anneal, self.min_learning_rate, self.warmup_passes,
+        )
+
+    @property
+    def rate_per_stage(self) -> bool:
+        """Whether the rate changes only when a stage begins (the paper's schedule)."""
+        return constant_within_stages(self.anneal, self.warmup_passes)
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The registered dataset and where it lies; holdout: validate on held-out training images (the code)."""
+    """The registered dataset and where it lies; holdout: the training images held out to validate on (0: the
+    whole training split trains, the paper's text)."""
 
     name: str
     data_dir: str | None
     download: str
-    holdout: bool
-
-    @property
-    def holdout_examples(self) -> int:
-        """Images held out of training to validate on (0: the whole training split trains)."""
-        return get_dataset(self.name).n_valid if self.holdout else 0
+    holdout: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class RunSettings:
     compile: str  # auto, true or false
     checkpoint_minutes: float
     progress: bool | None  # None: progress bars only on a terminal
+    snapshot_passes: tuple[int, ...]  # keep the model after these passes (and the last) in snapshots/
     validation_seed: int
     resume_hint: str  # the command line that resumes the run, printed when it is stopped
 

@@ -23,6 +23,7 @@ from iwae_cli.data.loading import load_dataset, training_pixel_means
 from iwae_cli.errors import ConfigError, NumericalError
 from iwae_cli.runs import checkpoint as ckpt
 from iwae_cli.runs.history import Position, write_history
+from iwae_cli.runs.snapshots import save_snapshot
 from iwae_cli.tracking.spec import TrackingSpec
 from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.compile import compiled_or_none
@@ -92,6 +93,7 @@ class Trainer(ScheduleLoop):
         self.device = spec.settings.device
         configure_torch(spec.settings.threads)
         self.k = spec.objective.k
+        self.schedule = spec.schedule
         self.batch_size = spec.schedule.batch_size
         self.passes = list(spec.schedule.passes)
         self.rates = list(spec.schedule.learning_rates)
@@ -206,7 +208,10 @@ class Trainer(ScheduleLoop):
                 "stage": pos.stage + 1,
                 "epoch": pos.epoch_in_stage + 1,
                 "passes_done": pos.passes_done,
-                "learning_rate": self.rates[pos.stage],
+                # the rate of the epoch's last step (a cosine stage's falls within the epoch)
+                "learning_rate": self.schedule.rate(
+                    pos.stage, (pos.epoch_in_stage + 1) * self.steps_per_epoch - 1, self.steps_per_epoch
+                ),
                 "train_bound": train_bound,
                 "valid_bound": valid,
                 "seconds": round(pos.train_seconds, 3),
@@ -224,6 +229,10 @@ class Trainer(ScheduleLoop):
             extra=self.log_extra,
         )
         write_history(self.run_dir, pos.history)
+        if pos.passes_done in self.settings.snapshot_passes or (
+            self.settings.snapshot_passes and pos.passes_done == sum(self.passes)
+        ):
+            save_snapshot(self.run_dir, pos.passes_done, self.model.state_dict(), pos.train_seconds)
         self.tracker.log_epochs(pos.history, self.examples_per_epoch)
         pos.epoch_in_stage += 1
         pos.step_in_epoch, pos.epoch_bound_sum, pos.epoch_examples = 0, 0.0, 0

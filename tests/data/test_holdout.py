@@ -48,3 +48,20 @@ def test_omniglot_without_holdout_keeps_the_shuffle(tmp_path: Path) -> None:
     assert (len(held.train), len(held.valid)) == (n_train - 1345, 1345)
     assert len(whole.train) == n_train
     assert_no_holdout(held, whole)
+
+
+def test_a_number_holds_out_that_many_last_training_images(
+    mnist_data_dir: Path, mnist_both: tuple[Splits, Splits]
+) -> None:
+    _, whole = mnist_both
+    ten_k = load_dataset("mnist", mnist_data_dir, download="never", holdout=10_000)
+    assert (len(ten_k.train), len(ten_k.valid)) == (50_000, 10_000)
+    assert torch.equal(torch.cat([ten_k.train, ten_k.valid]), whole.train)  # the last 10,000, in order
+
+
+@pytest.mark.parametrize("holdout", [60_000, -1])
+def test_a_holdout_that_leaves_no_training_images_is_refused(mnist_data_dir: Path, holdout: int) -> None:
+    from iwae_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="can hold out 0 to 59999 training images"):
+        load_dataset("mnist", mnist_data_dir, download="never", holdout=holdout)

@@ -78,6 +78,8 @@ def test_every_setting_of_the_model_gives_its_own_name_and_fingerprint() -> None
         ("protocol.round_learning_rates=true", ODD_RATES), (ODD_RATES,), ("optim.beta1=0.5",), ("optim=original_code",),
         ("loss_reduction=mean",), ("schedule.passes=[2,1]",), ("schedule.batch_size=10",),
         ("schedule.train_examples=200",), ("schedule.learning_rates=[1e-3,1e-4]",), ("dataset=omniglot",),
+        ("schedule.anneal=cosine",), ("schedule.warmup_passes=1",), ("schedule.anneal=cosine", "schedule.min_learning_rate=1e-5"),
+        ("protocol.holdout=1000",),
     ]
     seen = [identity_of(composed(*change)) for change in changes]
     for (a, b) in itertools.combinations(range(len(changes)), 2):
@@ -87,7 +89,7 @@ def test_every_setting_of_the_model_gives_its_own_name_and_fingerprint() -> None
 
 def test_a_changed_scalar_reads_as_itself_and_a_changed_list_as_a_digest() -> None:
     smoke = shipped("schedule", "smoke")
-    assert schedule_label(OmegaConf.merge(smoke, {"batch_size": 10})) == "smoke-batch_size10"
+    assert schedule_label(OmegaConf.merge(smoke, {"batch_size": 10})) == "smoke-batch_size_10"
     digest = schedule_label(OmegaConf.merge(smoke, {"passes": [2, 1]}))
     assert digest.startswith("smoke-custom-") and len(digest) == len("smoke-custom-") + 8
     assert schedule_label(OmegaConf.merge(smoke, {"passes": [2, 1]})) == digest  # stable

@@ -1,0 +1,59 @@
+"""The time-to-quality frontier (`iwae frontier`): for each cell, each recipe's validation NLL against the training
+seconds it took to get there, as a CSV and a figure (one panel per cell, one line per recipe, time on a log
+axis). Validation numbers only: the images are held out of training, and the test set stays the tables'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from iwae_cli.core.atomic import atomic_write_text
+from iwae_cli.reports.figures import plt, save_figure
+
+COLUMNS = ("cell", "recipe", "passes", "train_seconds", "valid_nll", "valid_se", "k", "n", "run")
+
+
+def frontier_table(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per scored snapshot (COLUMNS), by cell, recipe and passes."""
+    df = pd.DataFrame(list(points), columns=list(COLUMNS))
+    return df.sort_values(["cell", "recipe", "passes"], kind="stable").reset_index(drop=True)
+
+
+def write_frontier(df: pd.DataFrame, out_dir: Path, held_out: int) -> list[Path]:
+    """frontier.csv and frontier.png in out_dir (each replaced whole)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = atomic_write_text(out_dir / "frontier.csv", df.to_csv(index=False, float_format="%.6g"))
+    return [csv, plot_frontier(df, out_dir / "frontier.png", held_out)]
+
+
+def plot_frontier(df: pd.DataFrame, path: Path, held_out: int) -> Path:
+    """Validation NLL against training seconds (log scale), a panel per cell and a line per recipe, each point
+    a pass mark (the last one labelled with its passes)."""
+    cells = list(dict.fromkeys(df["cell"]))
+    fig, axes = plt.subplots(1, max(len(cells), 1), figsize=(6.4 * max(len(cells), 1), 4.6), squeeze=False)
+    for ax, cell in zip(axes[0], cells, strict=False):
+        for recipe, rows in df[df["cell"] == cell].groupby("recipe", sort=False):
+            line = ax.plot(rows["train_seconds"], rows["valid_nll"], marker="o", markersize=3, label=recipe)[0]
+            last = rows.iloc[-1]
+            ax.annotate(f"{int(last['passes'])} passes", (last["train_seconds"], last["valid_nll"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7, color=line.get_color())
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("training seconds (one model per core, log scale)")
+        ax.set_ylabel("validation NLL (nats; lower is better)")
+        ax.set_title(cell, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="upper right")
+    k, n = (int(df["k"].iloc[0]), int(df["n"].iloc[0])) if len(df) else (0, 0)
+    fig.suptitle(
+        f"Time to quality: validation NLL (k={k:,}, first {n:,} of {held_out:,} held-out training images)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,46 @@
+"""`iwae frontier` end to end on real MNIST (tiny runs): each recipe's runs keep their pass marks, each mark is
+scored on held-out images, the CSV and figure are written, and a second call trains and scores nothing again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+TINY = (
+    "frontier",
+    "name=tiny",
+    "cells=[{layers: 1, model: iwae, k: 2}]",
+    "~recipes.medium",
+    "~recipes.reference",
+    "+recipes.plain=['schedule=smoke']",
+    "+recipes.cosine=['schedule=smoke','schedule.anneal=cosine']",
+    "marks=[1]",
+    "holdout=200",
+    "valid_k=5",
+    "valid_examples=50",
+    "progress=false",
+)
+
+
+def test_the_frontier_scores_each_recipes_marks_on_held_out_images(iwae_cli, output_root: Path) -> None:
+    iwae_cli(*TINY)
+    out = output_root / "frontier" / "tiny"
+    df = pd.read_csv(out / "frontier.csv")
+    assert (out / "frontier.png").stat().st_size > 0
+    assert sorted(set(df.recipe)) == ["cosine", "plain"]
+    # the smoke schedule has 2 passes: mark 1 and the last pass
+    assert sorted(df[df.recipe == "plain"].passes) == [1, 2] and (df.k == 5).all() and (df.n == 50).all()
+    assert (df.train_seconds > 0).all() and df.valid_nll.between(100, 600).all()
+    runs = {Path(r) for r in df.run}
+    assert all("-text-holdout_200-" in r.name for r in runs)  # the held-out images are in its identity
+    cosine = next(r for r in runs if "anneal_cosine" in r.name)
+    rates = [line.split(",")[3] for line in (cosine / "train_log.csv").read_text().splitlines()[1:]]
+    assert float(rates[0]) < 1e-3  # annealed within the first stage
+    scores = {r: (r / "frontier.json").read_bytes() for r in runs}
+    logs = {r: (r / "train_log.csv").read_bytes() for r in runs}
+    iwae_cli(*TINY)  # again: everything is there, nothing is trained or scored twice
+    assert {r: (r / "frontier.json").read_bytes() for r in runs} == scores
+    assert {r: (r / "train_log.csv").read_bytes() for r in runs} == logs
+    assert json.loads(scores[cosine])["2"]["n"] == 50
