@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,8 +38,9 @@ IDENTITY_SOURCES = (
 )
 
 
-class Trained(Protocol):
-    """The parts of a run spec (training.spec.RunSpec) that define the trained model."""
+@dataclass(frozen=True)
+class TrainedParts:
+    """What the trained model depends on, typed and checked (specs/run.py typed_parts builds it)."""
 
     data: DataSpec
     model: ModelSpec
@@ -49,7 +50,7 @@ class Trained(Protocol):
     parent: str | None
 
 
-def identity(spec: Trained) -> dict[str, Any]:
+def identity(spec: TrainedParts) -> dict[str, Any]:
     """The fingerprint of version 2: the typed settings that change the trained model, as plain JSON values."""
     arch, objective, schedule = spec.model.arch, spec.objective, spec.schedule
     return {
@@ -107,19 +108,19 @@ def leaves(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # ---- names -------------------------------------------------------------------------------------------------
 
 
-def run_name(cfg: DictConfig, spec: Trained) -> str:
+def run_name(cfg: DictConfig, spec: TrainedParts) -> str:
     """The run's directory under <output_root>/runs (see the module's docstring)."""
     return (
-        f"{spec.data.name}/{arch_label(spec)}-{objective_label(spec)}/"
+        f"{spec.data.name}/{arch_label(spec.model)}-{objective_label(spec.objective)}/"
         f"{schedule_label(cfg.schedule)}-{protocol_label(cfg)}-{optim_label(cfg.optim)}-"
         f"{spec.objective.reduction}-seed{spec.model.seed}"
     )
 
 
-def objective_label(spec: Trained) -> str:
+def objective_label(objective: ObjectiveSpec) -> str:
     """`vr-a0.5-k5`: the objective, each of its parameters and k (a switched run's directory)."""
-    params = "".join(f"-{short}{plain(v)}" for short, v in short_params(spec.objective.params).items())
-    return f"{spec.objective.name}{params}-k{spec.objective.k}"
+    params = "".join(f"-{short}{plain(v)}" for short, v in short_params(objective.params).items())
+    return f"{objective.name}{params}-k{objective.k}"
 
 
 def short_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -216,9 +217,9 @@ def protocol_label(cfg: Any) -> str:
     return label(name, protocol_values(cfg), None if file is None else protocol_values(file))
 
 
-def arch_label(spec: Trained) -> str:
+def arch_label(model: ModelSpec) -> str:
     """`L<stochastic layers>`, marked where the sizes are not conf/layers/<n>.yaml's."""
-    arch = spec.model.arch
+    arch = model.arch
     n = len(arch.latent_units)
     values = {key: value for key, value in asdict(arch).items() if key != "x_dim"}
     file = shipped("layers", str(n))

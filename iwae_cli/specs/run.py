@@ -8,7 +8,6 @@ plain objects: the trainer and the modules below it never see the DictConfig, so
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -24,6 +23,7 @@ from iwae_cli.errors import ConfigError
 from iwae_cli.specs.checks import number, progress_setting, whole_number
 from iwae_cli.specs.identity import (
     VERSION,
+    TrainedParts,
     differences,
     identity,
     optim_label,
@@ -56,18 +56,6 @@ def run_spec(cfg: DictConfig, resume_hint: str) -> RunSpec:
         summary=run_summary(cfg),
         tracking=tracking_spec(cfg),
     )
-
-
-@dataclass(frozen=True)
-class TrainedParts:
-    """What the trained model depends on (identity.Trained), typed and checked."""
-
-    data: DataSpec
-    model: ModelSpec
-    objective: ObjectiveSpec
-    schedule: Schedule
-    optim: OptimSpec
-    parent: str | None
 
 
 def typed_parts(cfg: Any) -> TrainedParts:

@@ -38,7 +38,7 @@ def switch_objective_task(cfg: DictConfig) -> str:
         )
     stage = second_stage(cfg, parent_dir)
     spec = run_spec(stage, resume_command("switch-objective"))
-    run_dir = parent_dir / f"switch-{objective_label(spec)}"
+    run_dir = parent_dir / f"switch-{objective_label(spec.objective)}"
     handler = run_log_handler(run_dir / "switch_objective.log")
     try:
         plan = RunPlan(spec, run_dir, evaluation_of(stage), parent_dir / CHECKPOINT_NAME)

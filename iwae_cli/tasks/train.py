@@ -113,7 +113,7 @@ class SweepMetric:
         return self.sign * float(value)
 
 
-def sweep_metric(cfg: DictConfig, evaluation: EvalSpec | None, holdout: bool) -> SweepMetric | None:
+def sweep_metric(cfg: DictConfig, evaluation: EvalSpec | None, holdout: int) -> SweepMetric | None:
     """What the run returns, checked before it trains (conf/train.yaml, sweep_metric): None outside a
     searching sweep; under one, a ConfigError where the run would end without that number.
 

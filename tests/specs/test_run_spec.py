@@ -44,7 +44,7 @@ def test_protocol_code_gives_rounded_rates_a_holdout_and_the_authors_adam(output
     spec = run_spec(train_config("protocol=code", CODE_RATES), "(resume hint)")
     assert spec.schedule.learning_rates == (7.2e-4, 1.4e-4)
     assert (spec.schedule.batch_size, spec.schedule.passes, spec.schedule.train_examples) == (20, (1, 1), 400)
-    assert spec.data.holdout is True and spec.data.name == "mnist" and spec.data.download == "auto"
+    assert spec.data.holdout == 400 and spec.data.name == "mnist" and spec.data.download == "auto"
     assert spec.optim == OptimSpec("original_code", (0.99, 0.999), 1e-4)
     assert spec.model.same_seed_init is True
     assert spec.summary["protocol"] == "code" and spec.summary["optim"] == "original_code"
@@ -53,7 +53,7 @@ def test_protocol_code_gives_rounded_rates_a_holdout_and_the_authors_adam(output
 def test_protocol_text_gives_the_rates_as_written_no_holdout_and_torch_adam(output_root: Path) -> None:
     spec = run_spec(train_config("protocol=text", CODE_RATES), "(resume hint)")
     assert spec.schedule.learning_rates == (7.196856730011521e-4, 1.389495494373138e-4)
-    assert spec.data.holdout is False
+    assert spec.data.holdout == 0
     assert spec.optim == OptimSpec("torch", (0.9, 0.999), 1e-4)
     assert spec.model.same_seed_init is False
 
