@@ -3,7 +3,8 @@
 
 1. open: each run directory locked (here only, once per run, until its evaluation is done), a group checkpoint a
    kill interrupted settled, the run's checkpoint read once and matched against its identity (a checkpoint of
-   another configuration is refused before anything is written), config.yaml and the metrics' "run" entry written;
+   another configuration is refused before anything is written), config.yaml and the metrics' "run" entry written
+   for a run that will train (a finished run's record is left as it was written);
 2. train: the runs that can share a step in lockstep groups (training/lockstep.py), the others alone, with
    checkpoints and the status running, interrupted or failed;
 3. evaluate: the learning curve, samples, the evaluation the run asks for (evaluate=true) and its trackers;
@@ -28,7 +29,14 @@ from iwae_cli.runs import checkpoint as ckpt
 from iwae_cli.runs.history import finite_or_none
 from iwae_cli.runs.lock import hold_run_dir
 from iwae_cli.runs.log_context import about
-from iwae_cli.runs.records import CONFIG_NAME, METRICS_NAME, read_json, record_metrics, write_status
+from iwae_cli.runs.records import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    read_json,
+    record_metrics,
+    run_state,
+    write_status,
+)
 from iwae_cli.tracking.record import figures
 from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.lockstep import (
@@ -69,23 +77,25 @@ def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
         checkpoints = {plan.run_dir: own_checkpoint(plan) for plan in plans}
         shared, finished, failures, pending = SharedData(), [], {}, []
         for plan in plans:
-            prepare_run_dir(plan.spec, plan.run_dir)
+            clear_leftovers(plan.run_dir)
             try:
                 run = start(plan, checkpoints[plan.run_dir], shared)
             except IwaeError as e:
                 failures[plan.run_dir] = e
                 write_status(plan.run_dir, "failed", first_line(e))
                 continue
-            if run.finished:
+            if run.finished:  # its record stays as it was written (by whichever version made it)
                 log.info("%s has finished its schedule; not training again", run.run_dir, extra=run.log_extra)
-                write_status(run.run_dir, "done")  # (it may have been stopped after its last step)
+                if run_state(run.run_dir) != "done":  # stopped after its last step
+                    write_status(run.run_dir, "done")
                 finished.append(run)
             else:
+                describe(plan.spec, plan.run_dir)
                 pending.append(run)
-        finished += train(pending, shared, failures, by_dir)
-        for run in finished:
+        trained = train(pending, shared, failures, by_dir)
+        for run in finished + trained:
             with about(run.run_dir):
-                finish(run, by_dir[run.run_dir].evaluation)
+                finish(run, by_dir[run.run_dir].evaluation, redraw=run in trained)
     return failures
 
 
@@ -115,14 +125,16 @@ def start(plan: RunPlan, checkpoint: dict[str, Any] | None, shared: SharedData) 
     return Trainer(plan.spec, plan.run_dir, checkpoint, parent, data=shared(plan.spec), tracker=tracker)
 
 
-def prepare_run_dir(spec: RunSpec, run_dir: Path) -> None:
-    """Once this process owns run_dir: clear what a killed atomic write left, write config.yaml and the metrics'
-    "run" summary."""
-    # left by a process killed in the middle of an atomic write (only safe to remove once we own the directory)
-    for stale in run_dir.glob(".*.tmp"):
+def clear_leftovers(run_dir: Path) -> None:
+    """Once this process owns run_dir: remove what a killed atomic write left, and a group's next checkpoint
+    that a kill interrupted (settle_checkpoints has used it where it was complete)."""
+    for stale in run_dir.glob(".*.tmp"):  # only safe to remove once we own the directory
         stale.unlink(missing_ok=True)
-    # a group's checkpoint that a kill interrupted; settle_checkpoints has used it where it was complete
     (run_dir / ckpt.NEXT_CHECKPOINT_NAME).unlink(missing_ok=True)
+
+
+def describe(spec: RunSpec, run_dir: Path) -> None:
+    """A run about to train: its config.yaml and the metrics' "run" summary, as this command runs it."""
     atomic_write_text(run_dir / CONFIG_NAME, spec.config_yaml)
     record_metrics(run_dir, {"run": spec.summary})
 
@@ -186,16 +198,20 @@ def record_trained(trainer: Trainer) -> None:
     write_status(trainer.run_dir, "done")
 
 
-def finish(trainer: Trainer, evaluation: EvalSpec | None) -> None:
-    """A trained run's learning curve and samples, then its evaluation where asked (of the trained model in
-    memory: the checkpoint just written holds the same parameters); the trackers get what they lack of its
-    epochs (all of them where a tracker was turned on after training), its results and figures."""
+def finish(trainer: Trainer, evaluation: EvalSpec | None, redraw: bool) -> None:
+    """A trained run's learning curve and samples (drawn again only where it trained now or they are
+    missing), then its evaluation where asked and not recorded yet (of the model in memory: the checkpoint
+    holds the same parameters); the trackers get what they lack of its epochs (all of them where a tracker was
+    turned on after training), its results and figures."""
     run_dir = trainer.run_dir
+    curve, samples = run_dir / "learning_curve.png", run_dir / "samples.png"
     with trainer.tracker as tracker:
         # first, so that an evaluation that fails marks the tracker runs failed
         tracker.log_epochs(trainer.position.history, trainer.examples_per_epoch)
-        plot_learning_curve(trainer.position.history, run_dir / "learning_curve.png", run_dir.name)
-        plot_samples(trainer.model, run_dir / "samples.png", seed=trainer.spec.model.seed)
+        if redraw or not curve.exists():
+            plot_learning_curve(trainer.position.history, curve, run_dir.name)
+        if redraw or not samples.exists():
+            plot_samples(trainer.model, samples, seed=trainer.spec.model.seed)
         if evaluation is not None:
             trainer.model.eval()
             evaluate_finished_run(run_dir, trainer.model, read_json(run_dir / METRICS_NAME), evaluation)
