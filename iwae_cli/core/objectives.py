@@ -182,11 +182,6 @@ def reduced(estimate: Estimate, batch: int, reduction: str) -> Estimate:
     return Estimate(estimate.bound, estimate.loss / divisor, encoder_loss)
 
 
-def node_parameters(model_config) -> tuple[str, dict[str, Any]]:
-    """A `model` config node as the objective's name and its other keys (the parameters it sets)."""
-    return str(model_config.name), {key: value for key, value in model_config.items() if key != "name"}
-
-
 def build_objective(
     name: str, given: Mapping[str, Any], k: int, reduction: str = "sum"
 ) -> Callable[[IWAEModel, torch.Tensor, int, Noise], Estimate]:
@@ -206,15 +201,3 @@ def build_log_weight_bound(
     declaration, params = bind(name, given, k)
     bound = LOG_WEIGHT_BOUNDS.get(declaration.name)
     return None if bound is None else lambda log_w: bound(log_w, **params)
-
-
-def get_objective(
-    model_config, k: int, reduction: str = "sum"
-) -> Callable[[IWAEModel, torch.Tensor, int, Noise], Estimate]:
-    """build_objective for the objective a `model` config node names."""
-    return build_objective(*node_parameters(model_config), k, reduction)
-
-
-def log_weight_bound(model_config, k: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """build_log_weight_bound for the objective a `model` config node names."""
-    return build_log_weight_bound(*node_parameters(model_config), k)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iwae_cli.core.model import Architecture
 from iwae_cli.core.objective_registry import bind
-from iwae_cli.core.objectives import LOG_WEIGHT_BOUNDS, check_reduction, node_parameters
+from iwae_cli.core.objectives import LOG_WEIGHT_BOUNDS, check_reduction
 from iwae_cli.core.optim import OptimSpec
 from iwae_cli.core.runtime import resolve_device
 from iwae_cli.data.loading import held_out_count
@@ -197,7 +197,8 @@ def optim_spec(node: Any) -> OptimSpec:
 
 def objective_spec(model_config: Any, k: int, reduction: str) -> ObjectiveSpec:
     """The `model` node's objective, its parameters typed and checked against k."""
-    name, given = node_parameters(model_config)
+    name = str(model_config.name)
+    given = {key: value for key, value in model_config.items() if key != "name"}
     _, params = bind(name, given, k)
     return ObjectiveSpec(name, params, k, reduction)
 

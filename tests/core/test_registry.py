@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 
 from iwae_cli.core.model import Architecture
 from iwae_cli.core.objective_registry import LOG_WEIGHT_BOUNDS, OBJECTIVES, bound_objective, objective
-from iwae_cli.core.objectives import get_objective, log_weight_bound
+from iwae_cli.core.objectives import build_log_weight_bound, build_objective
 from iwae_cli.errors import ConfigError
+from iwae_cli.specs.run import objective_spec
 from tests.helpers.tiny_models import binary_x, random_model
 
 ARCH = Architecture(latent_units=(3,), encoder_hidden=((8,),), decoder_hidden=((8,),), x_dim=10)
@@ -53,7 +54,7 @@ def test_each_yaml_builds_its_objective_with_its_values(name: str) -> None:
     model = random_model(ARCH, seed=1, scale=0.5)
     x = binary_x(3, ARCH.x_dim)
     noise = make_noise(model, K, 3, seed=2)
-    got = get_objective(cfg, K)(model, x, K, noise)
+    got = objective_spec(cfg, K, "sum").build()(model, x, K, noise)
     expected = OBJECTIVES[name].objective(model, x, K, noise, **parameters(cfg))
     assert torch.equal(got.bound, expected.bound) and torch.equal(got.loss, expected.loss)
     assert (got.encoder_loss is None) == (expected.encoder_loss is None)
@@ -63,14 +64,14 @@ def test_each_yaml_builds_its_objective_with_its_values(name: str) -> None:
 def test_the_compiled_steps_bound_is_derived_from_the_same_declaration(name: str) -> None:
     """A bound-of-log-weights objective's Estimate is (bound(log w), -sum bound); the others have no bound."""
     cfg = OmegaConf.create(model_yamls()[name])
-    bound = log_weight_bound(cfg, K)
+    bound = objective_spec(cfg, K, "sum").log_weight_bound()
     assert (bound is not None) == (name in LOG_WEIGHT_BOUNDS)
     if bound is None:
         return
     model = random_model(ARCH, seed=3, scale=0.5)
     x = binary_x(4, ARCH.x_dim)
     noise = make_noise(model, K, 4, seed=4)
-    estimate = get_objective(cfg, K)(model, x, K, noise)
+    estimate = objective_spec(cfg, K, "sum").build()(model, x, K, noise)
     value = bound(model.log_weights(x, K, noise))
     assert estimate.encoder_loss is None
     assert torch.equal(estimate.bound, value) and torch.equal(estimate.loss, -value.sum())
@@ -113,21 +114,21 @@ def test_one_declaration_registers_an_objective_its_parameters_its_check_and_com
     assert OBJECTIVES["plain"].parameters == {"power": 1}
     assert LOG_WEIGHT_BOUNDS["scaled"] is scaled and "plain" not in LOG_WEIGHT_BOUNDS
     log_w = torch.randn(3, 2, dtype=torch.float64)
-    bound = log_weight_bound(OmegaConf.create({"name": "scaled", "scale": 3}), 7)  # an int, taken as 3.0
+    bound = build_log_weight_bound("scaled", {"scale": 3}, 7)  # an int, taken as 3.0
     torch.testing.assert_close(bound(log_w), 3 * log_w.mean(0))
     assert checked == [(7, 3.0)] and isinstance(checked[0][1], float)
-    assert log_weight_bound(OmegaConf.create({"name": "plain"}), 7) is None
+    assert build_log_weight_bound("plain", {}, 7) is None
     with pytest.raises(ConfigError, match="model.scale must be positive, got -1.0"):
-        get_objective(OmegaConf.create({"name": "scaled", "scale": -1}), 7)
+        build_objective("scaled", {"scale": -1}, 7)
     with pytest.raises(
         ConfigError, match=r"model=plain has no parameter model.scale \(it takes: model.power\)"
     ):
-        get_objective(OmegaConf.create({"name": "plain", "scale": 1.0}), 7)
+        build_objective("plain", {"scale": 1.0}, 7)
     with pytest.raises(ValueError, match="declared twice"):
         bound_objective("scaled")(scaled)
     model = random_model(ARCH, seed=5)
     x = binary_x(2, ARCH.x_dim)
-    estimate = get_objective(OmegaConf.create({"name": "scaled"}), 7)(model, x, 7, make_noise(model, 7, 2, 6))
+    estimate = build_objective("scaled", {}, 7)(model, x, 7, make_noise(model, 7, 2, 6))
     torch.testing.assert_close(
         estimate.loss, -2.0 * model.log_weights(x, 7, make_noise(model, 7, 2, 6)).mean(0).sum()
     )

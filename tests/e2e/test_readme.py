@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from iwae_cli.core.objective_registry import LOG_WEIGHT_BOUNDS, OBJECTIVES
-from iwae_cli.core.objectives import get_objective, log_weight_bound
+from iwae_cli.specs.run import objective_spec
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -40,14 +40,14 @@ def test_the_readme_objective_is_one_declaration_and_its_yaml(tempered) -> None:
     config = OmegaConf.create(yaml.safe_load(config_text))
     assert config.name == "tempered" and set(config) - {"name"} == set(tempered.parameters)
     log_w = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    bound = log_weight_bound(config, 7)  # a bound of the log weights: the compiled step can train it
+    bound = objective_spec(config, 7, "sum").log_weight_bound()  # a bound of the log weights: the compiled step can train it
     l_k = torch.logsumexp(log_w, 0) - torch.log(torch.tensor(7.0, dtype=torch.float64))
     assert (bound(log_w) <= l_k + 1e-12).all() and (bound(log_w) >= log_w.mean(0) - 1e-12).all()
-    assert callable(get_objective(config, 7))
+    assert callable(objective_spec(config, 7, "sum").build())
     with pytest.raises(Exception, match="model.temperature must be >= 1"):
-        get_objective(OmegaConf.create({"name": "tempered", "temperature": 0.5}), 7)
+        objective_spec(OmegaConf.create({"name": "tempered", "temperature": 0.5}), 7, "sum").build()
     with pytest.raises(Exception, match="has no parameter model.alpha"):
-        get_objective(OmegaConf.create({"name": "tempered", "alpha": 0.5}), 7)
+        objective_spec(OmegaConf.create({"name": "tempered", "alpha": 0.5}), 7, "sum").build()
 
 
 def test_the_readme_dataset_is_one_declaration() -> None:

@@ -14,9 +14,9 @@ import iwae_cli.training.compile as compile_module
 import iwae_cli.training.trainer as train_module
 from iwae_cli.core.model import Architecture, IWAEModel, initialise
 from iwae_cli.core.objective_registry import LOG_WEIGHT_BOUNDS, OBJECTIVES
-from iwae_cli.core.objectives import get_objective, log_weight_bound
 from iwae_cli.core.optim import OptimSpec, build_optimizer
 from iwae_cli.errors import NumericalError
+from iwae_cli.specs.run import objective_spec
 from iwae_cli.training.step import CompiledStep, backward, train_step
 
 SMOKE = ("schedule=smoke", "progress=false")
@@ -61,11 +61,11 @@ def test_the_compiled_step_gives_the_plain_steps_numbers(objective: dict, optim:
     compiled_model = copy.deepcopy(plain_model)
     plain_opt = build_optimizer(plain_model.parameters(), OPTIMS[optim], 1e-2)
     compiled_opt = build_optimizer(compiled_model.parameters(), OPTIMS[optim], 1e-2)
-    step = CompiledStep(compiled_model, compiled_opt, log_weight_bound(model_config, k), k, batch, reduction)
+    step = CompiledStep(compiled_model, compiled_opt, objective_spec(model_config, k, "sum").log_weight_bound(), k, batch, reduction)
     plain_gen, compiled_gen = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     data = torch.rand(batch, TINY.x_dim, generator=torch.Generator().manual_seed(9))
     for _ in range(4):
-        plain_bound = train_step(plain_model, plain_opt, get_objective(model_config, k, reduction), data, k, plain_gen)
+        plain_bound = train_step(plain_model, plain_opt, objective_spec(model_config, k, reduction).build(), data, k, plain_gen)
         compiled_bound = step(data, compiled_gen)
         torch.testing.assert_close(compiled_bound, plain_bound, rtol=1e-5, atol=1e-5)
     assert torch.equal(plain_gen.get_state(), compiled_gen.get_state())  # the same random draws
@@ -84,7 +84,7 @@ def test_the_compiled_step_gives_the_plain_steps_numbers(objective: dict, optim:
 def test_the_compiled_step_refuses_a_non_finite_loss_before_moving() -> None:
     model = tiny_model()
     optimizer = build_optimizer(model.parameters(), OPTIMS["paper"], 1e-2)
-    step = CompiledStep(model, optimizer, log_weight_bound(OmegaConf.create({"name": "iwae"}), 3), 3, 5)
+    step = CompiledStep(model, optimizer, objective_spec(OmegaConf.create({"name": "iwae"}), 3, "sum").log_weight_bound(), 3, 5)
     with torch.no_grad():
         model.decoders[0].logits.bias[0] = float("nan")
     before = copy.deepcopy(model.state_dict())
@@ -176,7 +176,7 @@ def test_the_summed_loss_has_batch_size_times_the_mean_losss_gradient(name: str)
         grads = {}
         for reduction in ("sum", "mean"):
             model.zero_grad(set_to_none=True)
-            backward(model, get_objective(config, k, reduction)(model, x, k, noise))
+            backward(model, objective_spec(config, k, reduction).build()(model, x, k, noise))
             grads[reduction] = [p.grad.clone() for p in model.parameters()]
         for g_sum, g_mean in zip(grads["sum"], grads["mean"], strict=True):
             if batch == 16:
