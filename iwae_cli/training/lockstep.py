@@ -87,7 +87,7 @@ class GroupTrainer(ScheduleLoop):
         self.settings = first.settings
         self.schedule, self.passes, self.rates = first.schedule, first.passes, first.rates
         self.batch_size = first.batch_size
-        self.train_x = first.train_x  # the members share one copy (train_lockstep gives them one TrainingData)
+        self.train_x = first.train_x  # the members share one copy (the lifecycle gives them one TrainingData)
         self.positions = [run.position for run in self.runs]
         self.failed_runs: list[Trainer] = []
         self.group_step = build_group_step(self.runs, self.settings.compile, self.remaining_steps)

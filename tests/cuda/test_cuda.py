@@ -51,15 +51,12 @@ def test_a_smoke_run_trains_on_cuda(iwae_cli, compile_choice: str) -> None:
 def test_grouped_runs_follow_their_solo_paths_on_cuda(
     output_root: Path, tmp_path: Path, compile_choice: str
 ) -> None:
-    from iwae_cli.training.lifecycle import run_training
-
-    from iwae_cli.training.lockstep import train_lockstep
-    from tests.training.test_group_train import MEMBERS, parameters, parameters_at_start, spec_of
+    from tests.training.test_group_train import MEMBERS, carried_out, parameters, parameters_at_start, spec_of
 
     specs = {n: spec_of(*o, "device=cuda", f"compile={compile_choice}") for n, o in MEMBERS.items()}
     for name, spec in specs.items():
-        run_training(spec, tmp_path / "solo" / name)
-    finished, failures = train_lockstep(list(specs.values()), [tmp_path / "group" / n for n in specs])
+        carried_out([spec], [tmp_path / "solo" / name])
+    finished, failures = carried_out(list(specs.values()), [tmp_path / "group" / n for n in specs])
     assert failures == {} and len(finished) == len(specs)
     for name, spec in specs.items():
         solo, group = tmp_path / "solo" / name, tmp_path / "group" / name
