@@ -185,7 +185,7 @@ def runs_command(
     """List run directories with their configuration and state.
     Example: iwae runs objective=iwae,vae k=50 sort=test_nll
     (iwae runs --remove state=failed: which runs would go; add --yes to delete them)"""
-    from iwae_cli.runs.records import describe_runs
+    from iwae_cli.runs.listing import describe_runs
 
     try:
         where = listing_arguments(settings or [])

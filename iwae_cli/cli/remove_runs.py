@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from iwae_cli.runs.records import no_runs_line
+from iwae_cli.runs.listing import no_runs_line
 from iwae_cli.runs.removal import plan_removal, remove_runs
 
 

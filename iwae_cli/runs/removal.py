@@ -1,6 +1,6 @@
 """`iwae runs --remove`: the run directories a user no longer wants, deleted whole.
 
-The runs are the ones `iwae runs` lists with the same filters (records.select_runs). Nothing is deleted unless
+The runs are the ones `iwae runs` lists with the same filters (listing.select_runs). Nothing is deleted unless
 asked (a dry run first says what would go), and a run is never deleted under a process that is training it:
 a running run (a live lock owner, lock.py) is refused, and each deletion holds the run's lock, so a training
 that starts meanwhile is refused in its turn instead of losing its directory. A run directory that holds runs
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iwae_cli.errors import IwaeError, RunError
+from iwae_cli.runs.listing import select_runs
 from iwae_cli.runs.lock import busy_message, hold_run_dir, lock_owner
-from iwae_cli.runs.records import find_runs, select_runs
+from iwae_cli.runs.records import find_runs
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from iwae_cli.runs.checkpoint import CHECKPOINT_NAME
-from iwae_cli.runs.records import describe_runs
+from iwae_cli.runs.listing import describe_runs
 from tests.helpers.background import Background, kill_leftovers
 from tests.helpers.run_checks import assert_same_run, schedule_name, schedule_overrides
 from tests.slurm.conftest import Cluster, finish, iwae_process, submitted_jobs
