@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test table1 table2 frontier bench gpu-check gpu-wheels lint clean-venv
+.PHONY: install test docs-serve table1 table2 frontier bench gpu-check gpu-wheels lint clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# the layering contract first (seconds): an upward import or an import cycle fails before the suite runs
+# the layering contract first (seconds): an upward import or an import cycle fails before the suite runs; then the
+# documentation site (mkdocs.yml, docs/): with --strict a broken link, anchor or page left out of the nav fails
 test: $(STAMP)
 	$(BIN)/lint-imports --config .importlinter
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/pytest -q
+
+# the documentation site at http://127.0.0.1:8000, rebuilt as its pages change (ARGS: e.g. --dev-addr HOST:PORT)
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve $(ARGS)
 
 table1: $(STAMP)
 	$(BIN)/iwae table1 $(ARGS)

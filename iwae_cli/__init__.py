@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from iwae_cli.specs.saved_run import Run, load_run
 
 __all__ = ["Run", "load_run"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # pyproject.toml reads it from here; CHANGELOG.md says what changed
 
 
 def __getattr__(name: str) -> Any:

@@ -42,10 +42,11 @@ class NumericalError(IwaeError):
 
 class Interrupted(IwaeError):
     """A stop signal arrived (SIGINT, SIGTERM, a scheduler's warning); raised at a safe point after the state has
-    been saved. `signum` says which, for the launcher's part (iwae_cli.tasks.requeue: requeue the job or not)."""
+    been saved. `signum` says which, for the launcher's part (iwae_cli.tasks.requeue: requeue the job or not),
+    and sets the exit code by the shell's convention, 128 + the signal's number (SIGINT 130, SIGTERM 143)."""
 
-    exit_code = 130
+    exit_code = 128 + 2  # SIGINT's, where the signal is not known
 
     def __init__(self, message: str, signum: int | None = None):
-        super().__init__(message)
+        super().__init__(message, None if signum is None else 128 + int(signum))
         self.signum = signum

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Every command behind a figure or table in README.md, in the README's order; the output root is the only
+# Every command behind a figure or table of the README and the documentation (docs/results.md, docs/datasets.md,
+# docs/estimators.md, docs/speed.md), in their order; the output root is the only
 # argument. Run it again after a kill or a reboot and it goes on where it stopped: runs resume from their
 # checkpoints, finished runs are read back, and bench and grad-snr are skipped once their files exist.
 #
 #   bash scripts/readme_figures.sh OUT            # e.g. OUT=~/iwae-readme (hours on a 2-core CPU)
 #   IWAE=/path/to/iwae bash scripts/readme_figures.sh OUT   # another install than .venv's
 #
-# Each step's start, end and exit code go to OUT/readme_figures.tsv (the README's times come from there), and
-# the figures the README shows are copied into docs/ at the end. A table whose cells are missing exits 4 and
+# Each step's start, end and exit code go to OUT/readme_figures.tsv (the published times come from there), and
+# the figures the pages show are copied into docs/ at the end. A table whose cells are missing exits 4 and
 # names them in its .md; the script carries on with the next step and exits with the number that failed.
 set -u
 
@@ -41,29 +42,29 @@ step() {  # step NAME ARGS...: run `iwae ARGS... output_root=OUT` (or ROOT=... s
     [ "$rc" -eq 0 ] || FAILED=$((FAILED + 1))
 }
 
-# "What make table1 gives": make table1's MNIST half (seed 0; its time is the README's), then three seeds
+# docs/results.md, the quick profile: make table1's MNIST half (seed 0; its time is the published one), then three seeds
 step table1-seed0 table1 'datasets=[mnist]'
 step table1-3seeds table1 'datasets=[mnist]' 'seeds=[0,1,2]'
 step table2 table2
-# "Datasets": binarized MNIST, in its own root (its quick table1.* would replace MNIST's); its files must be in the
+# docs/datasets.md: binarized MNIST, in its own root (its quick table1.* would replace MNIST's); its files must be in the
 # data folder (iwae data download binarized_mnist)
 ROOT=$OUT/binarized step binarized table1 'datasets=[binarized_mnist]' 'depths=[1]' 'ks=[50]'
-# "Beyond the paper": every registered objective, three seeds; then the gradient SNR of the seed-0 IWAE k=50
+# docs/estimators.md: every registered objective, three seeds; then the gradient SNR of the seed-0 IWAE k=50
 step table-extra table-extra
 SNR_RUN=$OUT/runs/mnist/L1-iwae-k50/quick-text-paper-sum-seed0
 [ -s "$SNR_RUN/grad_snr.csv" ] || step grad-snr grad-snr "run=$SNR_RUN" 'objectives=[iwae,dreg,stl]' 'ks=[1,3,10,30,100]'
-# "Speed" and "Lockstep groups": solo steps, groups of 1, 2 and 4, evaluation (nothing else should run)
+# docs/speed.md and docs/gpu-and-lockstep.md: solo steps, groups of 1, 2 and 4, evaluation (nothing else should run)
 [ -s "$OUT/bench/bench.json" ] || step bench bench 'group_sizes=[1,2,4]'
-# the one-thread steps the table commands' jobs run (README: where make table1's time goes)
+# the one-thread steps the table commands' jobs run (docs/results.md: where make table1's time goes)
 [ -s "$OUT/bench_1thread/bench/bench.json" ] || ROOT=$OUT/bench_1thread step bench-1thread bench threads=1 \
     'group_sizes=[]' eval_examples=20 min_seconds=1
-# "40 passes": the medium profile (the paper's first four stages, k=5000 on the whole test set), one seed and
+# docs/results.md and the README's headline, "40 passes": the medium profile (the paper's first four stages, k=5000 on the whole test set), one seed and
 # then three (seed 0's runs are reused), in the same root: its NLL-vs-passes figure draws the quick runs too
 step medium-seed0 table1 profile=medium 'datasets=[mnist]'
 step medium-3seeds table1 profile=medium 'datasets=[mnist]' 'seeds=[0,1,2]'
 step medium-table2 table2 profile=medium 'seeds=[0,1,2]'
 
-# the figures the README shows
+# the figures the README and docs/ show
 for figure in nll_vs_paper learning_curves; do
     [ -s "$OUT/tables/quick/$figure.png" ] && cp "$OUT/tables/quick/$figure.png" "$REPO/docs/$figure.png"
 done

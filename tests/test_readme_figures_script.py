@@ -1,4 +1,4 @@
-"""scripts/readme_figures.sh: the README's commands in order, one output root, resumable; run here with a
+"""scripts/readme_figures.sh: the published results' commands in order, one output root, resumable; run here with a
 stand-in `iwae` that records its arguments (the real commands take hours)."""
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The sweep's objective and seed values (`model=...`, `model.<param>=...`, `seed=...`) become the members of a
 group, passed to each job as `group_members` (one override list per member); Hydra sweeps the rest (dataset,
 layers, k, ...) as usual, one job per shape. The job composes every member's own config, exactly as a solo run
-of that cell would have it, and trains them together (iwae_cli.tasks.lockstep). The jobs' own directories (Hydra's
-.hydra/ and the group's log) go under <output_root>/groups; the runs stay where solo runs are.
+of that cell would have it, and trains them together (iwae_cli.tasks.lockstep). The jobs' own directories (the group's
+log, tasks/train.py) go under <output_root>/groups; the runs stay where solo runs are.
 
 This module rewrites the command line before Hydra reads it; what a group is (its member settings, when
 group=auto groups) is iwae_cli.specs.group, which the group's job and the tables read too.

@@ -32,26 +32,59 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
-# Typer must not parse these commands' arguments, nor claim --help (Hydra's lists the config groups).
+
+def show_version(given: bool) -> None:
+    """`iwae --version`: the installed version, then exit."""
+    if given:
+        from iwae_cli import __version__
+
+        typer.echo(f"iwae {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """The options before a command's name."""
+
+
+# Typer must not parse these commands' arguments, nor claim --help: run_hydra answers it (cli/help.py).
 HYDRA_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+HELP_FLAGS = {"--help", "-h"}
 
 
 def run_hydra(command: str, task_path: str, config_name: str, args: list[str]) -> None:
-    """Run `task_path` ("module:function") as a Hydra app with `args` as its command line."""
+    """Run `task_path` ("module:function") as a Hydra app with `args` as its command line; `--help` (`-h`) is
+    answered here, from the command's config files, without loading Hydra (`--hydra-help`: Hydra's own)."""
+    if HELP_FLAGS.intersection(args):
+        from iwae_cli.cli.help import command_help
+
+        typer.echo(command_help(command, config_name))
+        return
     import hydra
 
     from iwae_cli.cli.arguments import quote_numeric_choices, with_absolute_output_root
     from iwae_cli.cli.group_sweep import grouped_arguments
+    from iwae_cli.cli.overrides import check_overrides
+    from iwae_cli.cli.profiles import with_profile
     from iwae_cli.cli.search import search_arguments
 
     task = lazy_task(task_path)
     try:
-        args = with_absolute_output_root(quote_numeric_choices(args))
+        args = with_profile(command, args)  # first: what it writes, the checks below see as the user's
+        args = quote_numeric_choices(args)
+        check_overrides(command, config_name, args)  # a mistake is one line, before anything is written
+        args = with_absolute_output_root(args)
         if command == "train":
             args = grouped_arguments(search_arguments(args))
     except IwaeError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
+    if "--hydra-help" in args:  # Hydra's page of its own options composes without the command's settings
+        args = ["--hydra-help"]
     saved = sys.argv
     sys.argv = [f"iwae {command}", *args]
     try:
@@ -89,7 +122,7 @@ def hydra_command(name: str, task_path: str, config_name: str, summary: str, exa
     def command(ctx: typer.Context) -> None:
         run_hydra(name, task_path, config_name, list(ctx.args))
 
-    command.__doc__ = f"{summary} Example: {example}  (`iwae {name} --help` lists the config groups)"
+    command.__doc__ = f"{summary} Example: {example}  (`iwae {name} --help` lists its settings)"
     app.command(name, context_settings=HYDRA_CONTEXT, add_help_option=False)(command)
 
 
@@ -218,5 +251,23 @@ def listing_arguments(args: list[str]) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A usage mistake Click catches (an unknown command or option) is one line, as
+    every other mistake is, with where to read the usage: Click's own report spans four."""
+    try:  # Typer >= 0.22 carries its own copy of Click
+        from typer._click import exceptions as click_errors
+    except ImportError:
+        from click import exceptions as click_errors
+
+    try:
+        code = app(standalone_mode=False, prog_name="iwae")  # also under python -m iwae_cli
+    except click_errors.NoArgsIsHelpError as e:  # `iwae` alone: the help, as Click prints it
+        e.show()
+        sys.exit(e.exit_code)
+    except click_errors.UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        typer.echo(f"error: {e.format_message()}{where}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C at a prompt
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

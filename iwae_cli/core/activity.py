@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from iwae_cli.core.model import IWAEModel
+from iwae_cli.core.provenance import checkpoint_matches
 
 ACTIVITY_THRESHOLD = 0.01
 AU_ENTRIES = ("active_units", "active_units_expected")  # metrics.json: the code's one-sample A_u; the paper's
@@ -110,11 +111,16 @@ def entry_masks(entry: dict) -> list[torch.Tensor]:
 
 def recorded_matches(entry: dict | None, expected: dict) -> bool:
     """Whether a metrics.json entry exists and was made with the `expected` settings (None values: any).
-    A missing `inclusive` reads as false, the only rule before it was recorded."""
+    A missing `inclusive` reads as false, the only rule before it was recorded; an expected `checkpoint` (the
+    passes and finished state of the model, core/provenance.py) must be the one the entry came from, so a result
+    of an older checkpoint is computed again."""
     if not entry:
         return False
+    settings = {k: v for k, v in expected.items() if k != "checkpoint"}
+    if "checkpoint" in expected and not checkpoint_matches(entry, expected["checkpoint"]):
+        return False
     return all(
-        v is None or entry.get(k, False if k == "inclusive" else None) == v for k, v in expected.items()
+        v is None or entry.get(k, False if k == "inclusive" else None) == v for k, v in settings.items()
     )
 
 

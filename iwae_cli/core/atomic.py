@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,36 @@ def update_json(path: str | os.PathLike, updates: dict) -> dict:
     data.update(updates)
     atomic_write_json(path, data)
     return data
+
+
+@contextmanager
+def replaced_together(
+    target: str | os.PathLike, names: Sequence[str], *, folder: str = OUTPUT_FOLDER
+) -> Iterator[Path]:
+    """A staging folder inside ``target`` for a set of files that belong together (a table and its figures),
+    each of ``names`` a path relative to ``target``.
+
+    When the block ends without an error, each file written into the staging folder replaces its namesake in
+    ``target`` (os.replace, in the order of ``names``) and each of ``names`` left unwritten is removed there,
+    so the set is never a mix of two runs' files; on any error (a failed figure, Ctrl-C) ``target`` keeps
+    its files as they were. The staging folder is removed in both cases.
+    """
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
+    except OSError as e:
+        raise IwaeError(f"cannot write to {target}: {e.strerror or e}; choose a writable {folder}") from None
+    try:
+        yield stage
+        for name in names:
+            new, old = stage / name, target / name
+            if new.is_file():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, old)
+            elif old.is_file():
+                old.unlink()
+    except OSError as e:
+        raise IwaeError(f"could not write {target}: {e.strerror or e}; choose another {folder}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

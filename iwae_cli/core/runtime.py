@@ -18,7 +18,8 @@ from iwae_cli.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available, else CPU; `cuda` without a GPU is an error, not a silent fallback."""
+    """`auto` picks CUDA when available, else CPU; `cuda` (`cuda:<index>`) or `mps` (an Apple GPU) that this
+    machine lacks is an error, not a silent fallback."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -26,10 +27,16 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(
-                "device=cuda but no CUDA GPU is visible to PyTorch; use device=cpu or device=auto"
+                f"device={name} but no CUDA GPU is visible to PyTorch; use device=cpu or device=auto"
             )
         return torch.device(name)
-    raise ConfigError(f"unknown device={name}; use auto, cpu or cuda")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(
+                "device=mps but MPS (an Apple GPU) is not available here; use device=cpu or device=auto"
+            )
+        return torch.device("mps")
+    raise ConfigError(f"unknown device={name}; use auto, cpu, cuda, cuda:<index> or mps")
 
 
 def configure_torch(threads: int | None) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from iwae_cli.core.activity import AU_ENTRIES, recorded_matches
 from iwae_cli.core.estimators import NLLEstimate
 from iwae_cli.core.model import IWAEModel
+from iwae_cli.core.provenance import checkpoint_record, made_from
 from iwae_cli.evaluation.active_units import record_active_units
 from iwae_cli.evaluation.nll import record_nll
 from iwae_cli.evaluation.spec import EvalSpec
@@ -19,27 +20,38 @@ from iwae_cli.evaluation.spec import EvalSpec
 log = logging.getLogger(__name__)
 
 
-def evaluate_finished_run(run_dir: Path, model: IWAEModel, metrics: dict[str, Any], spec: EvalSpec) -> None:
-    """Record what `spec` asks for and metrics.json does not hold yet (see the module's docstring)."""
-    split, wanted = spec.nll.split, spec.nll.recorded_as()
+def evaluate_finished_run(
+    run_dir: Path, model: IWAEModel, metrics: dict[str, Any], spec: EvalSpec, passes: int | None = None
+) -> None:
+    """Record what `spec` asks for and metrics.json does not hold yet for the finished model, trained for
+    `passes` (None: as metrics.json's train section says); see the module's docstring. A result of another
+    checkpoint (core/provenance.py) is computed again."""
+    if passes is None:
+        passes = (metrics.get("train") or {}).get("passes_done")
+    made = made_from(passes, True, next(model.parameters()).device)
+    finished = {"checkpoint": checkpoint_record(passes, True)}
+    split, wanted = spec.nll.split, {**spec.nll.recorded_as(), **finished}
     if not recorded_matches(metrics.get(f"{split}_nll"), wanted):
-        estimate, metrics = record_nll(run_dir, model, spec.data, spec.nll)
-        log_nll(f"{split} NLL", estimate)
-    missing = tuple(n for n in AU_ENTRIES if not recorded_matches(metrics.get(n), spec.activity.recorded_as(n)))
+        estimate, metrics = record_nll(run_dir, model, spec.data, spec.nll, made)
+        log_nll(f"{split} NLL", estimate, passes)
+    missing = tuple(
+        n for n in AU_ENTRIES if not recorded_matches(metrics.get(n), {**spec.activity.recorded_as(n), **finished})
+    )
     if missing:
-        entries, metrics = record_active_units(run_dir, model, spec.data, spec.activity, missing)
+        entries, metrics = record_active_units(run_dir, model, spec.data, spec.activity, made, missing)
         for name, entry in entries.items():
-            log.info("%s %s (%s)", name.replace("_", " "), entry["label"], entry["rule"])
+            log.info("%s %s (%s), model after %s passes", name.replace("_", " "), entry["label"], entry["rule"], passes)
     if not spec.prune_inactive:
         return
     active = metrics["active_units"]
     pruned = {**wanted, **{key: active.get(key, False) for key in ("label", "threshold", "inclusive")}}
     if not recorded_matches(metrics.get(f"{split}_nll_pruned"), pruned):
-        estimate, _ = record_nll(run_dir, model, spec.data, spec.nll, active)
-        log_nll(f"{split} NLL pruned to {active['label']}", estimate)
+        estimate, _ = record_nll(run_dir, model, spec.data, spec.nll, made, active)
+        log_nll(f"{split} NLL pruned to {active['label']}", estimate, passes)
 
 
-def log_nll(what: str, estimate: NLLEstimate) -> None:
+def log_nll(what: str, estimate: NLLEstimate, passes: int | None) -> None:
     log.info(
-        "%s %.2f +- %.2f (k=%d, n=%d)", what, estimate.nll, estimate.standard_error, estimate.k, estimate.n
+        "%s %.2f +- %.2f (k=%d, n=%d), model after %s passes",
+        what, estimate.nll, estimate.standard_error, estimate.k, estimate.n, passes,
     )

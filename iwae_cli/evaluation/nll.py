@@ -19,10 +19,11 @@ from iwae_cli.runs.records import record_metrics
 
 
 def record_nll(
-    run_dir: Path, model: IWAEModel, data: DataSource, spec: NLLSpec, active: dict | None = None
+    run_dir: Path, model: IWAEModel, data: DataSource, spec: NLLSpec, made: dict[str, Any], active: dict | None = None
 ) -> tuple[NLLEstimate, dict[str, Any]]:
-    """Estimate -L_k on the split, save the per-example values and record `<split>_nll` in metrics.json;
-    returns the estimate and the updated metrics.
+    """Estimate -L_k on the split, save the per-example values and record `<split>_nll` in metrics.json with
+    the split and `made` (the checkpoint and environment it comes from, core/provenance.py); returns the
+    estimate and the updated metrics.
 
     With `active` (a recorded active_units entry) the model is first pruned to its active units (prune.py, as
     the authors' code) and the result is recorded as `<split>_nll_pruned`, with the units kept.
@@ -31,10 +32,10 @@ def record_nll(
     if active is not None:
         model, suffix = prune_inactive(model, entry_masks(active)), "_pruned"
         extra = {key: active.get(key, False) for key in ("counts", "label", "threshold", "inclusive")}
-    x = load_split(data.name, data.data_dir, data.download, spec.split, spec.examples)
+    x = load_split(data.name, data.data_dir, data.download, spec.split, spec.examples, holdout=data.holdout)
     x = x.to(next(model.parameters()).device)
     estimate, per_example = estimate_nll(model, x, spec.k, spec.seed, spec.batch_size, spec.chunk, spec.progress)
-    payload = {"log_likelihoods": per_example, "k": spec.k, "seed": spec.seed}
+    payload = {"log_likelihoods": per_example, "k": spec.k, "seed": spec.seed, **made}
     atomic_write(run_dir / f"log_likelihoods_{spec.split}{suffix}.pt", lambda f: torch.save(payload, f))
-    entry = {**estimate.as_dict(), "seed": spec.seed, **extra}
+    entry = {**estimate.as_dict(), "split": spec.split, "seed": spec.seed, **extra, **made}
     return estimate, record_metrics(run_dir, {f"{spec.split}_nll{suffix}": entry})

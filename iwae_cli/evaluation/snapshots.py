@@ -17,6 +17,7 @@ import torch
 from iwae_cli.core.atomic import atomic_write_json
 from iwae_cli.core.estimators import estimate_nll
 from iwae_cli.core.model import Architecture, IWAEModel
+from iwae_cli.core.provenance import environment
 from iwae_cli.runs.records import read_json
 from iwae_cli.runs.snapshots import list_snapshots, load_snapshot
 
@@ -42,7 +43,8 @@ def score_snapshots(
             model.eval()
             estimate, _ = estimate_nll(model, x_valid, k, seed, progress=progress)
             scores[key] = {**wanted, "nll": estimate.nll, "standard_error": estimate.standard_error,
-                           "passes": state["passes"], "train_seconds": state["train_seconds"]}
+                           "passes": state["passes"], "train_seconds": state["train_seconds"],
+                           "environment": environment(x_valid.device)}
             atomic_write_json(run_dir / SCORES, scores)  # each mark kept as soon as it is scored
             log.info("%s after %d passes: valid NLL %.2f (k=%d, n=%d)", run_dir.name, state["passes"],
                      estimate.nll, k, len(x_valid))

@@ -18,11 +18,14 @@ Histogram = Callable[[list["torch.Tensor"], float, Path, bool], None]
 
 @dataclass(frozen=True)
 class DataSource:
-    """The run's registered dataset, the data directory (None: the default one) and the download mode."""
+    """The run's registered dataset, the data directory (None: the default one), the download mode and the
+    training images the run held out to validate on (its protocol.holdout: data.loading.load_dataset), so the
+    splits are the ones it was trained with."""
 
     name: str
     data_dir: str | None
     download: str
+    holdout: bool | int = True
 
 
 @dataclass(frozen=True)

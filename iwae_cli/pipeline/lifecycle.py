@@ -1,8 +1,10 @@
 """A run's life from opening its directory to "finished", one code path for every run: a solo `iwae train`, a
 `group=true` sweep's job, a table's cell and switch-objective's second stage (a solo run is a group of one).
 
-1. open: each run directory locked (here only, once per run, until its evaluation is done), a group checkpoint a
-   kill interrupted settled, the run's checkpoint read once and matched against its identity (a checkpoint of
+1. open: each run directory locked (here only, once per run, until its evaluation is done), its log file
+   (train.log) opened only for a run that will work (runs/run_log.py: a re-run of a finished run writes nothing
+   into its directory, nor does a process refused because the run is busy), a group checkpoint a kill
+   interrupted settled, the run's checkpoint read once and matched against its identity (a checkpoint of
    another configuration is refused before anything is written), config.yaml and the metrics' "run" entry written
    for a run that will train (a finished run's record is left as it was written);
 2. train: the runs that can share a step in lockstep groups (training/lockstep.py), the others alone, with
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from iwae_cli.core.atomic import atomic_write_text
-from iwae_cli.errors import Interrupted, IwaeError, first_line
+from iwae_cli.core.provenance import made_from
+from iwae_cli.errors import Interrupted, IwaeError, RunError, first_line
 from iwae_cli.evaluation.finished_run import evaluate_finished_run
 from iwae_cli.evaluation.spec import EvalSpec
 from iwae_cli.reports.plots import plot_learning_curve, plot_samples
@@ -32,11 +35,13 @@ from iwae_cli.runs.log_context import about
 from iwae_cli.runs.records import (
     CONFIG_NAME,
     METRICS_NAME,
+    check_intact,
     read_json,
     record_metrics,
     run_state,
     write_status,
 )
+from iwae_cli.runs.run_log import LOG_NAME, held_run_log
 from iwae_cli.tracking.record import figures
 from iwae_cli.tracking.tracker import RunTracker
 from iwae_cli.training.lockstep import (
@@ -54,25 +59,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One run to carry out: its spec, directory, the evaluation it asks for (None: none) and, for a run that
-    continues another (switch-objective), that run's checkpoint."""
+    """One run to carry out: its spec, directory, the evaluation it asks for (None: none), for a run that
+    continues another (switch-objective) that run's checkpoint, and the name of its log file."""
 
     spec: RunSpec
     run_dir: Path
     evaluation: EvalSpec | None = None
     parent_checkpoint: Path | None = None
+    log_name: str = LOG_NAME
 
 
 def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
     """Open, train, evaluate and finish every run; returns the error that stopped each run that failed (the
     others finished; each failed run's status says why).
 
-    RunError before any run is written where a directory is busy or holds another configuration's checkpoint;
+    RunError before any run is written where a directory is busy, damaged (runs/records.py damage) or holds
+    another configuration's checkpoint;
     Interrupted on SIGINT/SIGTERM, every unfinished run checkpointed and marked interrupted."""
     by_dir = {plan.run_dir: plan for plan in plans}
     with ExitStack() as owned:
         for plan in plans:
             owned.enter_context(own(plan.run_dir))
+            check_intact(plan.run_dir)  # a damaged record stops the command before anything is written
+        open_log = {
+            plan.run_dir: owned.enter_context(held_run_log(plan.run_dir / plan.log_name, len(plans) > 1))
+            for plan in plans
+        }
         settle_checkpoints(list(by_dir))
         checkpoints = {plan.run_dir: own_checkpoint(plan) for plan in plans}
         shared, finished, failures, pending = SharedData(), [], {}, []
@@ -81,6 +93,7 @@ def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
             try:
                 run = start(plan, checkpoints[plan.run_dir], shared)
             except IwaeError as e:
+                open_log[plan.run_dir]()
                 failures[plan.run_dir] = e
                 write_status(plan.run_dir, "failed", first_line(e))
                 continue
@@ -90,6 +103,7 @@ def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
                     write_status(run.run_dir, "done")
                 finished.append(run)
             else:
+                open_log[plan.run_dir]()
                 describe(plan.spec, plan.run_dir)
                 pending.append(run)
         trained = train(pending, shared, failures, by_dir)
@@ -101,7 +115,12 @@ def carry_out(plans: Sequence[RunPlan]) -> dict[Path, IwaeError]:
 
 def own(run_dir: Path) -> Any:
     """The run directory's lock (created where new): one live process per run (runs/lock.py)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in its place, a read-only parent
+        raise RunError(
+            f"cannot create the run directory {run_dir} ({e.strerror or e}); move away what is there"
+        ) from None
     return hold_run_dir(run_dir)
 
 
@@ -192,6 +211,7 @@ def record_trained(trainer: Trainer) -> None:
                 "seconds": round(trainer.position.train_seconds, 2),
                 "final_train_bound": last.get("train_bound"),
                 "final_valid_bound": finite_or_none(last.get("valid_bound")),
+                **made_from(trainer.position.passes_done, True, next(trainer.model.parameters()).device),
             }
         },
     )
@@ -214,17 +234,25 @@ def finish(trainer: Trainer, evaluation: EvalSpec | None, redraw: bool) -> None:
             plot_samples(trainer.model, samples, seed=trainer.spec.model.seed)
         if evaluation is not None:
             trainer.model.eval()
-            evaluate_finished_run(run_dir, trainer.model, read_json(run_dir / METRICS_NAME), evaluation)
+            evaluate_finished_run(
+                run_dir, trainer.model, read_json(run_dir / METRICS_NAME), evaluation, trainer.position.passes_done
+            )
         tracker.finish(read_json(run_dir / METRICS_NAME), figures(run_dir))
     log.info("run directory: %s", run_dir)
 
 
 def record_refusal(run_dir: Path, config_yaml: str, summary: dict[str, Any], message: str) -> None:
     """A run directory that says its configuration was refused: config.yaml, the metrics' "run" summary and a
-    failed status with the one-line reason. Left as it is when the directory already holds a run of its own."""
+    failed status with the one-line reason. Left as it is when the directory already holds a run of its own,
+    or another process is working in it (its lock says so to `iwae runs` and the tables)."""
     if (run_dir / CONFIG_NAME).exists():
         return
-    with own(run_dir):
-        atomic_write_text(run_dir / CONFIG_NAME, config_yaml)
-        record_metrics(run_dir, {"run": summary})
-        write_status(run_dir, "failed", message)
+    with ExitStack() as held:
+        try:
+            held.enter_context(own(run_dir))
+        except RunError:  # busy: the process training it has the say
+            return
+        if not (run_dir / CONFIG_NAME).exists():  # nor did one start since the first look
+            atomic_write_text(run_dir / CONFIG_NAME, config_yaml)
+            record_metrics(run_dir, {"run": summary})
+            write_status(run_dir, "failed", message)

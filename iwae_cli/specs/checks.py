@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from iwae_cli.errors import ConfigError
@@ -40,13 +40,94 @@ def number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) ->
 
 
 def flag(value: Any, name: str) -> bool:
-    """A true/false setting, else ConfigError."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {name}={value}")
-    return value
+    """A true/false setting: a bool, or the text true or false in any case (a quoted or YAML string), else
+    ConfigError; yes, no, 1, 0 and the like are refused, not read as truthy."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"{name} must be true or false, got {name}={value}")
+
+
+def choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """`value` as one of `choices`, else ConfigError naming them. Hydra reads a bare true/false (any case) as a
+    bool, so true and false are taken in any case, as flag takes them; other names as written."""
+    text = str(value).lower() if isinstance(value, bool) else value
+    if isinstance(text, str) and text.lower() in ("true", "false"):
+        text = text.lower()
+    if isinstance(text, str) and text in choices:
+        return text
+    raise ConfigError(f"{name} must be {' or '.join([', '.join(choices[:-1]), choices[-1]])}, got {name}={value}")
+
+
+def device_name(value: Any, name: str = "device") -> str:
+    """A device setting: auto, cpu, cuda, cuda:<index> or mps (whether it is present here is checked when the run
+    starts: core/runtime.py, resolve_device), else ConfigError."""
+    text = str(value)
+    index = text.partition(":")[2]
+    if text in DEVICES or (text.startswith("cuda:") and index.isdigit()):
+        return text
+    raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:<index> or mps, got {name}={value}")
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AUTO_TRUE_FALSE = ("auto", "true", "false")
+GROUP_CHOICES = ("true", "false", "auto")  # specs/group.py: whether a sweep trains in lockstep groups
+# Named here, where the command line reads them before Hydra starts a job without loading torch; the modules
+# that act on them hold the same names (tests/specs/test_checks.py compares them).
+DOWNLOAD_MODES = ("auto", "ask", "always", "never")  # data/loading.py
+SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")  # tasks/train.py
+LOSS_REDUCTIONS = ("sum", "mean")  # core/objectives.py
+ANNEALS = ("step", "cosine")  # training/rates.py
+SPLITS = ("test", "valid", "train")  # specs/evaluation.py
+
+
+def _choice_of(*choices: str) -> Callable[[Any, str], str]:
+    return lambda value, name: choice(value, name, choices)
+
+
+# The settings with a fixed set of values, by their key in a command's config: each is read through
+# check_setting (here and where the specs read it), and the command line checks them before Hydra runs a job
+# (iwae_cli/cli/overrides.py), so a mistake is one line before anything is written.
+SETTINGS: dict[str, Callable[[Any, str], Any]] = {
+    "evaluate": flag,
+    "progress": _choice_of(*AUTO_TRUE_FALSE),
+    "compile": _choice_of(*AUTO_TRUE_FALSE),
+    "group": _choice_of(*GROUP_CHOICES),
+    "device": device_name,
+    "download": _choice_of(*DOWNLOAD_MODES),
+    "sweep_metric": _choice_of(*SWEEP_METRICS),
+    "loss_reduction": _choice_of(*LOSS_REDUCTIONS),
+    "schedule.anneal": _choice_of(*ANNEALS),
+    "split": _choice_of(*SPLITS),
+    "eval.split": _choice_of(*SPLITS),
+    "prune_inactive": flag,
+    "inclusive": flag,
+    "eval.prune_inactive": flag,
+    "active_units.inclusive": flag,
+    "profile.prune_inactive": flag,
+    "arch.same_seed_init": flag,
+    "protocol.round_learning_rates": flag,
+}
+
+
+def check_setting(key: str, value: Any) -> Any:
+    """`value` of the setting `key` (one of SETTINGS), checked and typed."""
+    return SETTINGS[key](value, key)
+
+
+def setting(cfg: Any, key: str, default: Any) -> Any:
+    """The setting `key` (dotted, one of SETTINGS) of a config node, checked and typed; `default` where the
+    config has none."""
+    node = cfg
+    for part in key.split("."):
+        node = node.get(part) if hasattr(node, "get") else None
+        if node is None:
+            return check_setting(key, default)
+    return check_setting(key, node)
 
 
 def progress_setting(cfg: Any) -> bool | None:
     """The config's `progress`: true/false force progress bars on or off, auto (None) shows them on a terminal."""
-    value = cfg.get("progress", "auto")
-    return None if value == "auto" else bool(value)
+    value = setting(cfg, "progress", "auto")
+    return None if value == "auto" else value == "true"

@@ -7,18 +7,39 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from iwae_cli.data.loading import held_out_count
+from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
 from iwae_cli.evaluation.snr import SnrSpec
 from iwae_cli.evaluation.spec import ActivitySpec, DataSource, EvalSpec, NLLSpec
 from iwae_cli.reports.evaluation_plots import plot_activity_histogram
 from iwae_cli.specs.checks import flag, number, progress_setting, whole_number
+from iwae_cli.specs.run import protocol
 
 SPLITS = ("train", "valid", "test")
 
 
-def data_source(dataset: str, cfg: DictConfig) -> DataSource:
-    """Where the command reads `dataset`'s images from (its data_dir and download settings)."""
-    return DataSource(str(dataset), cfg.get("data_dir"), str(cfg.get("download", "auto")))
+def data_source(dataset: str, cfg: DictConfig, holdout: bool | int = True) -> DataSource:
+    """Where the command reads `dataset`'s images from (its data_dir and download settings), split as a run
+    that held out `holdout` training images (run_holdout) was trained."""
+    return DataSource(str(dataset), cfg.get("data_dir"), str(cfg.get("download", "auto")), holdout)
+
+
+def run_holdout(config: DictConfig, dataset: str) -> int:
+    """The training images a run (its resolved config) held out to validate on: protocol.holdout, as
+    specs.run.data_spec reads it (0: none)."""
+    return held_out_count(get_dataset(str(dataset)), protocol(config).get("holdout", True))
+
+
+def refuse_split_without_images(split: str, holdout: int, where: str, key: str = "split") -> None:
+    """`split=valid` (`key`) of a run trained without a validation holdout is refused: its validation images are
+    training images it has seen (or none at all)."""
+    if split == "valid" and not holdout:
+        raise ConfigError(
+            f"{key}=valid: {where} was trained without a validation holdout (protocol.holdout=false), so it has "
+            "no validation images; use split=test, or train a run with one (iwae train protocol=code, or "
+            "protocol.holdout=true)"
+        )
 
 
 def nll_spec(cfg: DictConfig, k: Any, split: Any, examples: Any) -> NLLSpec:
@@ -50,9 +71,12 @@ def eval_spec(cfg: DictConfig, dataset: str) -> EvalSpec:
     """The evaluation of a finished run of `dataset` as `eval` and `active_units` describe it (a table's cell,
     evaluate=true)."""
     node = cfg.eval
+    nll = nll_spec(cfg, node.k, node.split, node.examples)
+    holdout = run_holdout(cfg, dataset)
+    refuse_split_without_images(nll.split, holdout, "this run", "eval.split")
     return EvalSpec(
-        data=data_source(dataset, cfg),
-        nll=nll_spec(cfg, node.k, node.split, node.examples),
+        data=data_source(dataset, cfg, holdout),
+        nll=nll,
         activity=activity_spec(cfg, cfg.active_units),
         prune_inactive=flag(node.get("prune_inactive", False), "eval.prune_inactive"),
     )

@@ -46,7 +46,7 @@ def frontier_spec(cfg: DictConfig) -> FrontierSpec:
     """The checked settings (ConfigError, one line, for the first unusable one)."""
     if not re.fullmatch(r"[\w.-]+", str(cfg.name)):
         raise ConfigError(f"name names a folder under <output_root>/frontier: letters, digits, . _ -, got {cfg.name}")
-    dataset = get_dataset(str(cfg.dataset))
+    dataset = get_dataset(str(cfg.dataset.name))
     holdout = whole_number(cfg.holdout, "holdout")
     if "valid" in dataset.split_files or holdout >= dataset.train_size:
         raise ConfigError(
@@ -73,7 +73,7 @@ def frontier_spec(cfg: DictConfig) -> FrontierSpec:
         valid_k=whole_number(cfg.valid_k, "valid_k"),
         valid_examples=examples,
         seed=whole_number(cfg.seed, "seed", minimum=0),
-        protocol=str(cfg.protocol),
+        protocol=str(cfg.protocol.name),
         n_jobs=whole_number(cfg.get("n_jobs"), "n_jobs", allow_null=True),
     )
 

@@ -8,9 +8,9 @@ live in specs, below tasks, so that the command layer and the task layer share o
 
 from __future__ import annotations
 
-from iwae_cli.errors import ConfigError
+from iwae_cli.specs.checks import GROUP_CHOICES, check_setting
 
-GROUP_CHOICES = ("true", "false", "auto")
+__all__ = ["GROUP_CHOICES", "groups_on", "is_member_key"]
 
 
 def is_member_key(key: str) -> bool:
@@ -25,8 +25,7 @@ def groups_on(choice: str, device: str) -> bool:
     does not group (`iwae bench` shows grouped steps no faster than solo ones at the table's k=50, and the table
     runs one solo job per core instead).
     """
-    if choice not in GROUP_CHOICES:
-        raise ConfigError(f"group must be true, false or auto, got group={choice}")
+    choice = check_setting("group", choice)
     if choice != "auto":
         return choice == "true"
     import torch

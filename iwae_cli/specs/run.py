@@ -20,7 +20,7 @@ from iwae_cli.core.runtime import resolve_device
 from iwae_cli.data.loading import held_out_count
 from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
-from iwae_cli.specs.checks import number, progress_setting, whole_number
+from iwae_cli.specs.checks import number, progress_setting, setting, whole_number
 from iwae_cli.specs.identity import (
     VERSION,
     TrainedParts,
@@ -31,10 +31,7 @@ from iwae_cli.specs.identity import (
     schedule_label,
 )
 from iwae_cli.specs.tracking import tracking_spec
-from iwae_cli.training.rates import ANNEALS
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, RunSettings, RunSpec, Schedule
-
-COMPILE_CHOICES = ("auto", "true", "false")
 
 
 def run_spec(cfg: DictConfig, resume_hint: str) -> RunSpec:
@@ -62,11 +59,11 @@ def typed_parts(cfg: Any) -> TrainedParts:
     """The settings that change the trained model, from the config nodes identity.IDENTITY_SOURCES, checked in
     this order (the first unusable value is the one reported)."""
     k = whole_number(cfg.k, "k")
-    reduction = check_reduction(str(cfg.get("loss_reduction", "sum")))
+    reduction = check_reduction(setting(cfg, "loss_reduction", "sum"))
     seed = whole_number(cfg.seed, "seed", minimum=0)
     data = data_spec(cfg)
     plan = schedule(cfg)
-    model = ModelSpec(architecture(cfg.arch, data.name), seed, bool(cfg.arch.get("same_seed_init", False)))
+    model = ModelSpec(architecture(cfg.arch, data.name), seed, setting(cfg, "arch.same_seed_init", False))
     parent = cfg.get("parent")
     return TrainedParts(
         data, model, objective_spec(cfg.model, k, reduction), plan, optim_spec(cfg.optim),
@@ -101,10 +98,7 @@ def protocol(cfg: DictConfig) -> Any:
 def run_settings(cfg: DictConfig, resume_hint: str) -> RunSettings:
     """The settings that may change on resume, checked; compile=true only for a bound of the log weights."""
     checkpoint_minutes = number(cfg.checkpoint_minutes, "checkpoint_minutes")
-    # Hydra parses compile=true as a bool, hence the text
-    compile_choice = str(cfg.get("compile", "auto")).lower()
-    if compile_choice not in COMPILE_CHOICES:
-        raise ConfigError(f"compile must be auto, true or false, got {cfg.compile}")
+    compile_choice = setting(cfg, "compile", "auto")
     if compile_choice == "true" and cfg.model.name not in LOG_WEIGHT_BOUNDS:
         raise ConfigError(
             f"compile=true needs an objective that is a bound of the log weights ({', '.join(LOG_WEIGHT_BOUNDS)}); "
@@ -112,7 +106,7 @@ def run_settings(cfg: DictConfig, resume_hint: str) -> RunSettings:
         )
     return RunSettings(
         seed=whole_number(cfg.seed, "seed", minimum=0),
-        device=resolve_device(cfg.device),
+        device=resolve_device(setting(cfg, "device", "auto")),
         threads=whole_number(cfg.get("threads"), "threads", allow_null=True),
         compile=compile_choice,
         checkpoint_minutes=checkpoint_minutes,
@@ -140,10 +134,8 @@ def schedule(cfg: DictConfig) -> Schedule:
     n = node.get("train_examples")
     if n is not None and (not isinstance(n, int) or n < batch):
         raise ConfigError(f"schedule.train_examples must be null or >= batch_size ({batch}), got {n}")
-    rounded = learning_rates(rates, bool(protocol(cfg).get("round_learning_rates", False)))
-    anneal = str(node.get("anneal", "step"))
-    if anneal not in ANNEALS:
-        raise ConfigError(f"schedule.anneal must be one of {', '.join(ANNEALS)}, got {anneal}")
+    rounded = learning_rates(rates, setting(cfg, "protocol.round_learning_rates", False))
+    anneal = setting(cfg, "schedule.anneal", "step")
     floor = number(node.get("min_learning_rate", 0.0), "schedule.min_learning_rate")
     warmup = number(node.get("warmup_passes", 0), "schedule.warmup_passes")
     return Schedule(batch, tuple(passes), tuple(rounded), n, anneal, floor, warmup)
@@ -171,7 +163,7 @@ def data_spec(cfg: DictConfig) -> DataSpec:
         count = held_out_count(get_dataset(name), holdout)
     else:
         raise ConfigError(f"protocol.holdout must be true, false or a number of images, got {holdout}")
-    return DataSpec(name, cfg.get("data_dir"), str(cfg.get("download", "auto")), count)
+    return DataSpec(name, cfg.get("data_dir"), setting(cfg, "download", "auto"), count)
 
 
 def architecture(arch: Any, dataset: str) -> Architecture:

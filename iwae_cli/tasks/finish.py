@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from iwae_cli.evaluation.spec import EvalSpec
 from iwae_cli.pipeline.lifecycle import record_refusal as record_refused_run
 from iwae_cli.runs.records import METRICS_NAME, read_json
+from iwae_cli.specs.checks import setting
 from iwae_cli.specs.evaluation import eval_spec
 from iwae_cli.specs.run import run_summary
 from iwae_cli.specs.saved_run import Run
@@ -22,7 +23,7 @@ from iwae_cli.tracking.tracker import RunTracker
 
 def evaluation_of(cfg: DictConfig) -> EvalSpec | None:
     """The evaluation a training command runs after training (evaluate=true), checked before it trains."""
-    return eval_spec(cfg, cfg.dataset.name) if cfg.get("evaluate") else None
+    return eval_spec(cfg, cfg.dataset.name) if setting(cfg, "evaluate", False) else None
 
 
 def track_results(cfg: DictConfig, run: Run) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import shlex
 import sys
@@ -16,8 +15,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from iwae_cli.errors import IwaeError, RunError
-from iwae_cli.runs.log_context import CURRENT_RUN
+from iwae_cli.errors import IwaeError
 
 T = TypeVar("T")
 
@@ -92,37 +90,3 @@ def searching_sweep() -> bool:
     """Whether this job is a trial of a sweeper that searches (Optuna's, any but Hydra's basic one), which
     optimises the number the job returns."""
     return in_multirun() and HydraConfig.get().runtime.choices.get("hydra/sweeper") != "basic"
-
-
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging
-
-
-class OwnRecords(logging.Filter):
-    """Passes one run's records (marked `run_dir` by Trainer, or logged while CURRENT_RUN names it) and the
-    records of no run in particular."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__()
-        self.run_dir = str(run_dir)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        owner = getattr(record, "run_dir", None) or CURRENT_RUN.get()
-        return owner is None or owner == self.run_dir
-
-
-def run_log_handler(path: Path, own_records_only: bool = False) -> logging.Handler:
-    """A handler added to the root logger that appends to `path` (its run directory created), in Hydra's
-    format; own_records_only: only the records of the run in path's directory. Remove it with
-    `logging.getLogger().removeHandler` and close it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path)
-    except OSError as e:
-        raise RunError(
-            f"cannot create the run directory {path.parent} ({e.strerror or e}); move away what is there"
-        ) from None
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    if own_records_only:
-        handler.addFilter(OwnRecords(path.parent))
-    logging.getLogger().addHandler(handler)
-    return handler

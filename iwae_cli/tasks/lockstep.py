@@ -7,9 +7,6 @@ messages, and the member's own); the job's directory under <output_root>/groups 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from hydra import compose
@@ -17,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from iwae_cli.specs.group import is_member_key
-from iwae_cli.tasks.job import command_line, run_log_handler
+from iwae_cli.tasks.job import command_line
 
 GROUP_KEYS = ("group", "group_members")
 
@@ -57,14 +54,3 @@ def group_resume_command(cfg: DictConfig) -> str:
                 values[key].append(value)
     sweeps = [f"{key}={','.join(v)}" for key, v in values.items()]
     return command_line("train", ["-m", *shared_overrides(), *sweeps, "group=true"])
-
-
-@contextmanager
-def member_logs(run_dirs: Iterable[Path]) -> Iterator[None]:
-    """Each member's train.log, with the group's messages and the member's own, for the block's duration."""
-    with ExitStack() as stack:
-        for run_dir in run_dirs:
-            handler = run_log_handler(run_dir / "train.log", own_records_only=True)
-            stack.callback(handler.close)
-            stack.callback(logging.getLogger().removeHandler, handler)
-        yield

@@ -9,7 +9,6 @@ instead, so the sweeper never sees a number the run did not produce."""
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,11 @@ from iwae_cli.errors import ConfigError, IwaeError, RunError
 from iwae_cli.evaluation.spec import EvalSpec
 from iwae_cli.pipeline.lifecycle import RunPlan, carry_out
 from iwae_cli.runs.records import METRICS_NAME, read_json
+from iwae_cli.runs.run_log import LOG_NAME, held_run_log
 from iwae_cli.specs.run import data_spec, run_spec
 from iwae_cli.tasks.finish import evaluation_of, record_refusal
 from iwae_cli.tasks.job import in_multirun, output_dir, resume_command, searching_sweep, user_facing
-from iwae_cli.tasks.lockstep import group_resume_command, member_configs, member_logs
+from iwae_cli.tasks.lockstep import group_resume_command, member_configs
 from iwae_cli.tasks.requeue import requeue_when_stopped
 
 SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")
@@ -40,7 +40,8 @@ def train_task(cfg: DictConfig) -> float | list[str] | None:
                 "two members of the group name the same run directory; give each its own seed or model"
             )
         hint = group_resume_command(cfg)
-        with member_logs(configs):
+        with held_run_log(output_dir() / LOG_NAME) as open_log:  # the whole job's log, in its groups/ directory
+            open_log()
             train_runs(configs, lambda _: hint, alone=False)
         return [str(d) for d in configs]
     run_dir = output_dir()
@@ -89,7 +90,7 @@ def refuse(run_dir: Path, cfg: DictConfig, error: ConfigError) -> None:
     if in_multirun():
         record_refusal(run_dir, cfg, str(error))
     else:
-        _remove_if_only_hydra_files(run_dir)
+        _remove_if_empty(run_dir)
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,10 @@ def sweep_metric(cfg: DictConfig, evaluation: EvalSpec | None, holdout: int) -> 
     return SweepMetric(name, "train", "final_valid_bound", -1.0)
 
 
-def _remove_if_only_hydra_files(run_dir: Path) -> None:
+def _remove_if_empty(run_dir: Path) -> None:
     """Hydra creates the run directory before the task can reject the config; don't leave that husk behind."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir)
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
         for parent in list(run_dir.parents)[:2]:  # the config-named parents, when now empty
             if parent.is_dir() and not any(parent.iterdir()):
                 parent.rmdir()

@@ -20,6 +20,7 @@ from iwae_cli.data.loading import load_dataset, training_pixel_means
 from iwae_cli.errors import RunError
 from iwae_cli.evaluation.finished_run import evaluate_finished_run
 from iwae_cli.runs.checkpoint import save_checkpoint
+from iwae_cli.runs.records import write_status
 from iwae_cli.specs.evaluation import eval_spec
 from iwae_cli.specs.saved_run import load_run
 from tests.helpers.tiny_models import binary_x, random_model
@@ -176,7 +177,8 @@ def test_pruning_nearly_inactive_units_of_a_real_model_changes_the_nll_little(co
 
 
 def write_run(run_dir: Path, model: IWAEModel) -> Path:
-    """A run directory that load_run accepts: config.yaml (dataset and arch) and checkpoint.pt."""
+    """A finished run directory that load_run accepts: config.yaml (dataset and arch), checkpoint.pt and a done
+    status (the evaluation commands refuse an unfinished run)."""
     arch = model.arch
     config = {"dataset": {"name": "mnist"}, "arch": {"latent_units": list(arch.latent_units),
               "encoder_hidden": [list(h) for h in arch.encoder_hidden],
@@ -184,6 +186,7 @@ def write_run(run_dir: Path, model: IWAEModel) -> Path:
     run_dir.mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")
     save_checkpoint(run_dir, {"model": model.state_dict()})
+    write_status(run_dir, "done")
     return run_dir
 
 

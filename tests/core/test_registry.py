@@ -138,4 +138,7 @@ def test_an_unknown_model_key_is_one_error_line_from_the_cli(iwae_cli) -> None:
     result = iwae_cli("train", "schedule=smoke", "progress=false", "+model.alpha=0.5", ok=False)
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["error: model=iwae has no parameter model.alpha (it takes: none)"], result.stderr
+    assert lines == [
+        "error: +model.alpha=0.5: model.alpha is not a setting of iwae train; model's settings are name "
+        "(+ adds a key only under tags)"
+    ], result.stderr

@@ -105,7 +105,7 @@ def test_a_checkpoint_written_on_one_device_resumes_on_the_other(
     process = background_iwae(iwae_script, (*LONG, f"device={first}"), cli_env, tmp_path / "first")
     process.wait_for(lambda: (run / "checkpoint.pt").exists(), "the first checkpoint")
     process.popen.send_signal(signal.SIGTERM)
-    assert process.wait() == 130, process.stderr
+    assert process.wait() == 143, process.stderr
     assert load_checkpoint(run)["position"]["passes_done"] < 2
     resumed = run_iwae(iwae_script, (*LONG, f"device={then}"), cli_env, tmp_path / "then")
     assert "resuming" in resumed.stdout

@@ -1,4 +1,4 @@
-"""`iwae --help` answers at once and reads whole at 80 columns.
+"""`iwae --help` and `iwae <command> --help` answer at once and read whole at 80 columns.
 
 Startup speed is guarded through the import graph, not a clock: help must not load torch and the other heavy
 libraries (seconds on a small machine), so each check runs in a fresh interpreter and lists what it loaded.
@@ -13,9 +13,13 @@ import sys
 import pytest
 
 HEAVY = ("torch", "matplotlib", "mlflow", "pandas", "scipy", "tensorboard")
-# Typer's own help pages; the experiment commands hand --help to Hydra, which needs hydra but no task module
+# Typer's own help pages
 TYPER_HELP = (["--help"], ["runs", "--help"], ["data", "--help"], ["data", "download", "--help"],
               ["data", "verify", "--help"])
+# The experiment commands' pages, read from their config files (cli/help.py): no Hydra, no task module
+EXPERIMENTS = ("train", "eval-nll", "active-units", "switch-objective", "table1", "table2", "table-extra",
+               "frontier", "grad-snr", "bench")
+COMMAND_HELP = tuple([command, "--help"] for command in EXPERIMENTS)
 
 
 def modules_loaded(code: str) -> set[str]:
@@ -48,11 +52,11 @@ def test_typer_help_pages_load_no_heavy_library() -> None:
     assert not loaded & {*HEAVY, "hydra"}, sorted(loaded & {*HEAVY, "hydra"})
 
 
-@pytest.mark.parametrize("command", ["train", "table1"])
-def test_hydra_help_loads_no_task_module(command: str) -> None:
-    # the task (and torch with it) is imported only when Hydra calls it, which --help never does
-    loaded = modules_loaded(invoking([command, "--help"]))
-    assert not loaded & {*HEAVY, "iwae_cli.tasks.train", "iwae_cli.tasks.tables.table1"}, sorted(loaded)
+def test_command_help_pages_load_neither_hydra_nor_a_task() -> None:
+    # each answered from its YAML files: Hydra, omegaconf, torch and the tasks load only when a command runs
+    loaded = modules_loaded(invoking(*COMMAND_HELP, [EXPERIMENTS[0], "-h"]))
+    heavy = {*HEAVY, "hydra", "omegaconf"}
+    assert not loaded & heavy and not any(n.startswith("iwae_cli.tasks.") for n in loaded), sorted(loaded)
 
 
 def test_load_run_is_still_importable_from_the_package() -> None:
@@ -64,7 +68,7 @@ def test_load_run_is_still_importable_from_the_package() -> None:
         iwae_cli.no_such_name  # noqa: B018
 
 
-@pytest.mark.parametrize("args", TYPER_HELP, ids=" ".join)
+@pytest.mark.parametrize("args", TYPER_HELP + COMMAND_HELP, ids=" ".join)
 def test_help_is_whole_at_80_columns(args: list[str]) -> None:
     # a real process: Typer's CliRunner forces its own width, under which a summary too long for a terminal fits
     env = {**os.environ, "COLUMNS": "80"}

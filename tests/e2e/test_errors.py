@@ -1,5 +1,5 @@
-"""Expected failures end with one `error: ...` line (or Hydra's own short message) and a non-zero exit, never
-a traceback; whatever was on disk before stays intact."""
+"""Expected failures end with one `error: ...` line and a non-zero exit, never a traceback; whatever was on disk
+before stays intact. (Mistakes in the overrides of every command: test_config_mistakes.py.)"""
 
 from __future__ import annotations
 
@@ -28,14 +28,6 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
-def hydra_message(result) -> str:
-    """Hydra's own (possibly multi-line) message: no traceback, non-zero exit."""
-    assert result.exit_code != 0
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output and 'File "' not in output, output
-    return output
-
-
 def no_run_dirs(output_root: Path) -> bool:
     runs = output_root / "runs"
     return not runs.exists() or not any(p.name == "config.yaml" for p in runs.rglob("*"))
@@ -56,8 +48,8 @@ def no_run_dirs(output_root: Path) -> bool:
     ],
 )
 def test_unknown_config_group_option(iwae_cli, output_root: Path, override: str, group: str) -> None:
-    output = hydra_message(iwae_cli("train", *SMOKE, override, ok=False))
-    assert f"Could not find '{group}/" in output
+    line = one_error_line(iwae_cli("train", *SMOKE, override, ok=False))
+    assert f"{override} is not an option of {group}: choose " in line
     assert not (output_root / "runs").exists()
 
 
@@ -86,7 +78,7 @@ def test_bad_values_give_one_line(iwae_cli, output_root: Path, override: str, ex
     [
         ("model=miwae", "model.groups (M=5) must divide k=7"),  # M=5 does not divide k=7
         ("model.name=foo", "unknown objective model=foo"),
-        ("device=tpu", "unknown device=tpu"),
+        ("device=tpu", "device must be auto, cpu, cuda, cuda:<index> or mps, got device=tpu"),
         ("threads=0", "threads must be a whole number >= 1"),
     ],
 )
@@ -100,8 +92,8 @@ def test_a_bad_config_leaves_no_empty_run_directory(iwae_cli, output_root: Path)
 
 
 def test_malformed_override(iwae_cli) -> None:
-    output = hydra_message(iwae_cli("train", *SMOKE, "k=[1,", ok=False))
-    assert "k=[1," in output or "no viable alternative" in output
+    line = one_error_line(iwae_cli("train", *SMOKE, "k=[1,", ok=False))
+    assert "cannot read the override k=[1, (" in line
 
 
 @pytest.mark.parametrize("command", ["train", "eval-nll"])
@@ -169,7 +161,7 @@ def test_eval_nll_with_no_runs_at_all(iwae_cli) -> None:
     [
         ("k=0", "k must be a whole number >= 1"),
         ("k=abc", "k must be a whole number >= 1"),
-        ("split=foo", "split=foo does not exist"),
+        ("split=foo", "split must be test, valid or train, got split=foo"),
         ("examples=0", "examples must be a whole number >= 1"),
     ],
 )
@@ -228,7 +220,7 @@ def test_switch_objective_needs_a_finished_parent(iwae_cli, smoke_run: Path) -> 
     (smoke_run / "status.json").write_text(json.dumps(status))
     line = one_error_line(iwae_cli("switch-objective", f"run={smoke_run}", "model=vae", "k=1", ok=False))
     assert "has not finished" in line
-    assert not (smoke_run / "switch-vae-k1").exists()
+    assert not smoke_run.with_name(f"{smoke_run.name}-then-vae-k1").exists()
 
 
 # ------------------------------------------------------------------------------------------ the file system
@@ -247,10 +239,10 @@ def test_an_unwritable_output_directory(
 
 
 def test_an_unwritable_switch_objective_directory(iwae_cli, smoke_run: Path) -> None:
-    """switch-objective creates <run>/switch-<model>-k<k> itself; a file in its place must give one line."""
-    (smoke_run / "switch-vae-k1").write_text("a file where the run directory should go\n")
+    """switch-objective creates <run>-then-<model>-k<k> itself; a file in its place must give one line."""
+    smoke_run.with_name(f"{smoke_run.name}-then-vae-k1").write_text("a file where the run directory should go\n")
     line = one_error_line(iwae_cli("switch-objective", f"run={smoke_run}", "model=vae", "k=1", ok=False))
-    assert "switch-vae-k1" in line
+    assert "-then-vae-k1" in line
 
 
 def test_a_full_disk_while_checkpointing(iwae_cli, monkeypatch: pytest.MonkeyPatch) -> None:

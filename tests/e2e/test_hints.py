@@ -37,9 +37,9 @@ def test_eval_nll_without_run_names_the_run_k_and_examples_before_it_starts(
 
 
 def test_the_notice_counts_the_whole_split_and_is_not_given_for_a_named_run(iwae_cli, smoke_run: Path) -> None:
-    picked = iwae_cli("eval-nll", "k=2", "split=valid", "progress=false")  # examples=null: MNIST's 400
+    picked = iwae_cli("eval-nll", "k=1", "progress=false")  # examples=null: MNIST's 10,000 test images
     assert picked.stderr.splitlines() == [
-        f"no run= given, so using the most recently trained run, {smoke_run}: its valid NLL with k=2 on 400 valid images"
+        f"no run= given, so using the most recently trained run, {smoke_run}: its test NLL with k=1 on 10,000 test images"
     ]
     units = iwae_cli("active-units", "examples=50")
     assert units.stderr.splitlines() == [

@@ -164,11 +164,12 @@ def test_table2_switches_objectives_from_the_table1_runs_of_every_seed(table1, e
     assert (first.first_objective, first.first_k, first.second_objective, first.second_k) == ("vae", 1, "iwae", 50)
     assert first.second_paper_nll == pytest.approx(84.88)
     parents, children = (str(first[f"{stage}_run_dir"]).split(";") for stage in ("first", "second"))
-    assert [Path(c).parent for c in children] == [Path(p) for p in parents]
+    # each second stage beside its first, named after it
+    assert [Path(c) for c in children] == [Path(f"{p}-then-iwae-k50") for p in parents]
     for parent, child in zip(parents, children, strict=True):
         metrics = json.loads((Path(child) / "metrics.json").read_text())
         # the parent named relative to the output root's runs/
-        assert Path(child).name == "switch-iwae-k50" and parent.endswith("/runs/" + metrics["run"]["parent"])
+        assert parent.endswith("/runs/" + metrics["run"]["parent"])
         assert metrics["run"]["schedule"] == "smoke-switch"
     # the second stage's NLL is the mean of its seeds', each seed's in the per-seed column
     per_seed = [float(v) for v in first.second_nll_per_seed.split("/")]
@@ -186,16 +187,19 @@ def test_table2_refuses_a_seed_that_is_not_a_list(env):
     )
 
 
-def test_failed_jobs_are_marked_and_the_rest_is_built(env):
-    # MIWAE with model.groups=5 cannot split k=1 samples: that job fails, the VAE job finishes.
-    result = iwae(
-        ["table1", "profile=smoke", "datasets=[mnist]", "depths=[1]", "ks=[1]", "objectives=[vae,miwae]"], env
-    )
+def test_failed_jobs_are_marked_and_the_rest_is_built(env, tmp_path):
+    # the IWAE cell's run directory holds a file that is no checkpoint: that job fails, the VAE job finishes
+    root = tmp_path / "outputs"
+    broken = root / "runs" / "mnist" / "L1-iwae-k5" / "smoke-text-paper-sum-seed0"
+    broken.mkdir(parents=True)
+    (broken / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    args = ["table1", "profile=smoke", "datasets=[mnist]", "depths=[1]", "ks=[5]", f"output_root={root}"]
+    result = iwae(args, env)
     assert result.returncode == SOME_CELLS_MISSING, result.stderr[-2000:]
     assert "1 of 2 Table 1 cells have no numbers" in result.stderr
-    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table1.csv").set_index("objective")
+    df = pd.read_csv(root / "tables" / "smoke" / "table1.csv").set_index("objective")
     assert df.loc["vae", "status"] == "done"
-    assert df.loc["miwae", "status"].startswith("failed: ") and "model.groups" in df.loc["miwae", "status"]
+    assert math.isnan(df.loc["iwae", "nll"]) and not df.loc["iwae", "status"].startswith("done")
 
 
 def test_table_extra_compares_with_iwae_over_seeds(env):
@@ -246,11 +250,13 @@ def test_bench_prints_and_writes_fractions(env):
     assert "not timed" in result.stdout
 
 
-def test_a_table_with_no_data_exits_no_cells(env):
-    result = iwae(["table1", "profile=smoke", "datasets=[omniglot]", "download=never"], env)
+def test_a_table_with_no_data_exits_no_cells(env, tmp_path):
+    root = tmp_path / "outputs"
+    result = iwae(["table1", "profile=smoke", "datasets=[omniglot]", "download=never", f"output_root={root}"], env)
     assert result.returncode == NO_CELLS, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    df = pd.read_csv(Path(env["IWAE_OUTPUT_ROOT"]) / "tables" / "smoke" / "table1.csv")
+    # no earlier table to keep: this one is written, with each cell's reason
+    df = pd.read_csv(root / "tables" / "smoke" / "table1.csv")
     assert df.status.str.startswith("not run: OMNIGLOT not found").all()
 
 

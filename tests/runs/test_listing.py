@@ -13,8 +13,7 @@ from tests.helpers.fake_runs import run_name, write_runs
 def listed(result) -> list[str]:
     """The run column of `iwae runs`' table, in order."""
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["run", "state", "dataset", "layers", "objective", "k", "seed", "passes",
-                                "test_nll", "units", "made"], result.stdout
+    assert lines[0].split() == ["run", "state", "passes", "test_nll", "units", "note", "made"], result.stdout
     return [line.split()[0] for line in lines[1:]]
 
 
@@ -44,7 +43,7 @@ def test_sort_by_columns_descending_and_missing_values_last(runs) -> None:
         run_name(*r) for r in (("vae", 5, 0), ("iwae", 5, 0), ("vae", 50, 1), ("iwae", 50, 0), ("iwae", 50, 1))
     ]
     row = next(line for line in runs("runs", "sort=test_nll").stdout.splitlines() if "iwae-k50" in line)
-    assert "92.70±0.70" in row.split()  # sorted as numbers, printed as before
+    assert "92.70±0.70 @k5000 n=500" in row  # sorted as numbers, printed with the k and n it was estimated with
 
 
 def test_output_root_as_a_key_or_an_option(runs, output_root: Path, tmp_path: Path, monkeypatch) -> None:
@@ -66,6 +65,7 @@ def test_output_root_as_a_key_or_an_option(runs, output_root: Path, tmp_path: Pa
         ("sort=k,-bogus", "error: iwae runs cannot sort by bogus: sort by run,"),
         ("iwae", "error: iwae runs takes key=value arguments (filters, sort=..., output_root=...), got 'iwae'"),
         ("k=", "error: k= needs a value (several: k=a,b)"),
+        ("state=done,finished", "error: state=finished is no state of a run: choose new, running, interrupted,"),
     ],
 )
 def test_a_bad_key_is_one_line(runs, argument: str, message: str) -> None:

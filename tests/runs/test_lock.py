@@ -30,9 +30,9 @@ TABLE_CELL_ARGS = ("train", "schedule=quick", "model=iwae", "k=5", "checkpoint_m
                    "progress=false", "threads=1")
 TABLE_ARGS = ("table1", "profile=quick", "datasets=[mnist]", "depths=[1]", "ks=[5]", "objectives=[iwae]",
               "n_jobs=1")
-# The files a refused process must not touch (Hydra's .hydra/ and train.log are written before our task runs)
-RUN_FILES = ("checkpoint.pt", "status.json", "config.yaml", "train_log.csv", "metrics.json", OWNER_NAME,
-             LOCK_NAME)
+# The files a training run has written once under way (a refused process must touch none, nor add any)
+RUN_FILES = ("checkpoint.pt", "status.json", "config.yaml", "train_log.csv", "metrics.json", "train.log",
+             OWNER_NAME, LOCK_NAME)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +65,9 @@ def owned_by(run_dir: Path, process: Background):
 
 
 def snapshot(run_dir: Path) -> dict[str, tuple[int, bytes]]:
-    return {name: ((run_dir / name).stat().st_mtime_ns, (run_dir / name).read_bytes()) for name in RUN_FILES}
+    """Every file under run_dir (hidden ones too): its mtime and bytes."""
+    return {str(p.relative_to(run_dir)): (p.stat().st_mtime_ns, p.read_bytes()) for p in run_dir.rglob("*")
+            if p.is_file()}
 
 
 def training_under_way(output_root: Path, process: Background):
@@ -103,12 +105,12 @@ def test_second_train_on_a_locked_run_is_refused_and_touches_nothing(
         assert len(errors) == 1, second.stderr
         assert errors[0].startswith(f"error: {run_dir} is being trained by pid {first.pid} on host "), errors[0]
         assert f"kill {first.pid}" in errors[0] and "wait for it to finish" in errors[0]
-        assert snapshot(run_dir) == before  # not one byte nor one mtime of the run's files changed
+        assert snapshot(run_dir) == before  # not one file added, nor a byte or mtime changed (train.log too)
     finally:
         first.popen.send_signal(signal.SIGCONT)
 
     first.popen.send_signal(signal.SIGTERM)
-    assert first.wait() == 130, first.stderr  # the owner was unharmed: it checkpoints and stops cleanly
+    assert first.wait() == 143, first.stderr  # the owner was unharmed: it checkpoints and stops cleanly
     assert lock_owner(run_dir) is None
     assert not (run_dir / OWNER_NAME).exists()  # a clean exit leaves no owner record behind
     assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
@@ -190,4 +192,4 @@ def test_a_table_reports_a_cell_trained_elsewhere_instead_of_training_it_twice(
     finally:
         first.popen.send_signal(signal.SIGCONT)
         first.popen.send_signal(signal.SIGTERM)
-    assert first.wait() == 130
+    assert first.wait() == 143  # 128 + SIGTERM

@@ -63,7 +63,7 @@ def slurm_cluster() -> Cluster:
         reason = f"no SLURM cluster is running ({(status.stderr or status.stdout).strip()})"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; .ci/run starts it with scripts/slurm_cluster.sh start", pytrace=False)
-        pytest.skip(f"{reason}; start one with `sudo scripts/slurm_cluster.sh start` (README: SLURM)")
+        pytest.skip(f"{reason}; start one with `sudo scripts/slurm_cluster.sh start` (docs/slurm.md)")
     return cluster
 
 

@@ -111,10 +111,11 @@ def test_commands_but_train_write_no_job_directory(name: str) -> None:
     assert hydra["output_subdir"] is None and hydra["runtime"]["choices"]["hydra/job_logging"] == "stdout"
 
 
-def test_train_keeps_its_run_directory_and_log_file() -> None:
+def test_train_names_its_run_directory_and_leaves_its_files_to_the_run() -> None:
+    # no .hydra/ and no Hydra log file: the run lifecycle opens train.log once the run is locked and will train
     cfg = composed("train")
-    assert cfg["hydra"]["output_subdir"] == ".hydra" and cfg["hydra"]["run"]["dir"].endswith(cfg["run_name"])
-    assert cfg["hydra"]["job_logging"]["handlers"]["file"]["filename"] == "job-dir/train.log"
+    assert cfg["hydra"]["output_subdir"] is None and cfg["hydra"]["run"]["dir"].endswith(cfg["run_name"])
+    assert cfg["hydra"]["runtime"]["choices"]["hydra/job_logging"] == "stdout"
 
 
 @pytest.mark.parametrize(("overrides", "pruned"), [
@@ -127,3 +128,17 @@ def test_the_profile_says_whether_table1_jobs_estimate_the_pruned_nll(overrides,
 
     cfg = compose("table1", overrides=list(overrides))
     assert f"eval.prune_inactive={pruned}" in job_overrides(cfg, threads=1)
+
+
+@pytest.mark.parametrize(("overrides", "dataset", "protocol"), [
+    ((), "mnist", "text"),
+    (("protocol=code",), "mnist", "code"),
+    (("dataset=fashion_mnist", "protocol=code"), "fashion_mnist", "code"),
+])
+def test_the_frontier_takes_dataset_and_protocol_as_the_train_groups(overrides, dataset, protocol) -> None:
+    # frontier's dataset and protocol are the groups `iwae train` takes (a plain key of that name could never be
+    # set on the command line: Hydra reads dataset=... as the group)
+    from iwae_cli.specs.frontier import frontier_spec
+
+    spec = frontier_spec(compose("frontier", overrides=list(overrides)))
+    assert (spec.dataset, spec.protocol) == (dataset, protocol)

@@ -93,11 +93,12 @@ def test_signal_stops_cleanly_and_resume_is_exact(
     time.sleep(delay)
     assert process.popen.poll() is None, "the run finished before the signal: lengthen the schedule"
     process.popen.send_signal(sig)
-    assert process.wait() == 130
+    assert process.wait() == 128 + sig  # the shell's convention: SIGINT 130, SIGTERM 143
 
     lines = [line for line in process.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, process.stderr
     assert lines[0].startswith(f"error: stopped by {sig.name} at stage "), lines[0]
+    assert "Resume with: iwae " + shlex.join(TRAIN_ARGS) + " output_root=" in lines[0], lines[0]
     assert f"checkpoint saved in {run_dir}" in lines[0]
     assert "Resume with: iwae train " in lines[0]
     status = read_json(run_dir / "status.json")

@@ -147,7 +147,7 @@ def test_compile_auto_leaves_short_runs_plain(iwae_cli, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (("compile=sometimes",), "compile must be auto, true or false, got sometimes"),
+        (("compile=sometimes",), "compile must be auto, true or false, got compile=sometimes"),
         (
             ("compile=true", "model=dreg"),
             "compile=true needs an objective that is a bound of the log weights",

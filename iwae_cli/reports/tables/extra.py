@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from iwae_cli.reports.tables.claims import NOISE_Z
-from iwae_cli.reports.tables.render import fmt, missing
+from iwae_cli.reports.tables.render import fmt, missing, provenance_line
 from iwae_cli.reports.tables.results import cell_summary, paired_nll_difference, seed_level_difference
 
 # what the terminal shows of table_extra.csv
@@ -96,6 +96,8 @@ def extra_markdown(df: pd.DataFrame, header: str, baseline: str) -> str:
         "",
         f"A difference counts as larger than its noise when it exceeds {NOISE_Z:g} standard errors, both over "
         "test examples (paired, same binarised test set) and over seeds (paired by seed).",
+        "",
+        provenance_line(df),
     ]
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,22 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def provenance_line(rows: pd.DataFrame, prefixes: tuple[str, ...] = ("",)) -> str:
+    """Where a table's NLLs came from, in one sentence under it: each distinct k, n, split, checkpoint passes and
+    environment among its cells (the CSV has every cell's own, results.PROVENANCE_KEYS)."""
+
+    def values(key: str) -> str:
+        found = [v for p in prefixes if f"{p}{key}" in rows for v in rows[f"{p}{key}"] if not missing(v)]
+        return ", ".join(dict.fromkeys(str(v) for v in found)) or "–"
+
+    return (
+        f"Evaluated with k = {values('eval_k')} on n = {values('eval_n')} {values('eval_split')} images, from each "
+        f"run's finished checkpoint (passes {values('eval_passes')}; ? = recorded by older code); iwae "
+        f"{values('eval_iwae')} (commit {values('eval_commit')}), torch {values('eval_torch')}, device "
+        f"{values('eval_device')}, threads {values('eval_threads')}."
+    )
+
+
 def write_table_files(out_dir: Path, name: str, rows: pd.DataFrame, markdown: str) -> None:
     """table CSV (machine-readable) and Markdown (for people), each written atomically."""
     atomic_write_text(out_dir / f"{name}.csv", rows.to_csv(index=False))

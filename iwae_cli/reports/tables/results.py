@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from iwae_cli.core.provenance import result_note
 from iwae_cli.reports.tables.paper import total_units
 from iwae_cli.runs.lock import lock_owner
 from iwae_cli.runs.records import find_runs, read_json, run_state, run_state_with_lock
@@ -91,11 +92,11 @@ def paired_nll_difference(a: list[Path], b: list[Path]) -> tuple[float, float] |
 
 
 def nll_by_seed(runs: list[Path]) -> dict[int, float]:
-    """Each evaluated run's test NLL, keyed by its seed."""
+    """Each evaluated run's test NLL (its finished model's), keyed by its seed."""
     out = {}
     for r in runs:
         metrics = read_json(r / "metrics.json")
-        if "nll" in metrics.get("test_nll", {}):
+        if current(metrics, "test_nll"):
             out[metrics["run"]["seed"]] = metrics["test_nll"]["nll"]
     return out
 
@@ -105,7 +106,7 @@ def units_by_seed(runs: list[Path]) -> dict[int, int]:
     out = {}
     for r in runs:
         metrics = read_json(r / "metrics.json")
-        units = total_units(metrics.get("active_units", {}).get("label"))
+        units = total_units(metrics["active_units"]["label"]) if current(metrics, "active_units") else None
         if units is not None:
             out[metrics["run"]["seed"]] = units
     return out
@@ -130,11 +131,12 @@ def seed_level_difference(a: list[Path], b: list[Path]) -> tuple[float, float, i
 
 
 def cell_summary(runs: list[Path]) -> dict[str, Any]:
-    """NLL (mean over seeds), its standard error, units and training facts of one cell's runs."""
+    """NLL (mean over seeds), its standard error, units and training facts of one cell's runs, with where the
+    NLL came from (provenance_columns). Results of another checkpoint than the finished model's are left out."""
     # in seed order, so the per-seed columns read against `seeds`
     pairs = sorted(((read_json(r / "metrics.json"), r) for r in runs), key=lambda p: p[0].get("run", {}).get("seed", 0))
     metrics, runs = [m for m, _ in pairs], [r for _, r in pairs]
-    nlls = [m["test_nll"] for m in metrics if "test_nll" in m]
+    nlls = [m["test_nll"] for m in metrics if current(m, "test_nll")]
     summary: dict[str, Any] = {
         "seeds": "+".join(str(m["run"]["seed"]) for m in metrics),
         "passes": min((m.get("train", {}).get("passes_done", 0) for m in metrics), default=0),
@@ -148,22 +150,63 @@ def cell_summary(runs: list[Path]) -> dict[str, Any]:
             nll_se=round(math.sqrt(sum(n["standard_error"] ** 2 for n in nlls)) / len(nlls), 3),
             nll_seed_std=round(pd.Series([n["nll"] for n in nlls]).std(), 3) if len(nlls) > 1 else None,
             nll_per_seed="/".join(f"{n['nll']:.2f}" for n in nlls),
-            eval_k=nlls[0]["k"],
-            eval_n=nlls[0]["n"],
+            **provenance_columns(nlls),
         )
-    pruned = [m["test_nll_pruned"]["nll"] for m in metrics if "nll" in m.get("test_nll_pruned", {})]
+    pruned = [m["test_nll_pruned"]["nll"] for m in metrics if current(m, "test_nll_pruned")]
     if pruned and len(pruned) == len(nlls):
         summary["nll_pruned"] = round(sum(pruned) / len(pruned), 3)
     for column, key in (("units", "active_units"), ("units_expected", "active_units_expected")):
-        labels = [m[key]["label"] for m in metrics if "label" in m.get(key, {})]
+        labels = [m[key]["label"] for m in metrics if current(m, key) and "label" in m[key]]
         if labels:
             summary[column] = "/".join(labels)  # one per seed, in seed order
     return summary
 
 
+def current(metrics: dict[str, Any], key: str) -> bool:
+    """Whether metrics.json holds the result `key` of its run's finished model. One made by older code, which
+    did not record its checkpoint, is taken as it is (its passes show as '?', provenance_columns)."""
+    entry = metrics.get(key)
+    if not entry or ("nll" not in entry and "label" not in entry):
+        return False
+    passes = (metrics.get("train") or {}).get("passes_done")
+    return result_note(entry, passes, True) in ("", "passes ?")
+
+
+# the columns a cell's summary gives where its NLLs came from (provenance_columns)
+PROVENANCE_KEYS = (
+    "eval_k", "eval_n", "eval_split", "eval_passes", "eval_iwae", "eval_commit", "eval_torch", "eval_device",
+    "eval_threads",
+)
+
+
+def provenance_columns(nlls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a cell's NLLs came from: k, n, split, the passes of the checkpoints ('?' where older code did not
+    record them) and the environment (iwae version and commit, torch, device, threads); a value that differs
+    between seeds lists each seed's, '/'-separated."""
+    checkpoints = [n.get("checkpoint") or {} for n in nlls]
+    environments = [n.get("environment") or {} for n in nlls]
+    return {
+        "eval_k": nlls[0]["k"],
+        "eval_n": nlls[0]["n"],
+        "eval_split": _joined([n.get("split", "test") for n in nlls]),
+        "eval_passes": _joined([c.get("passes") for c in checkpoints]),
+        "eval_iwae": _joined([e.get("iwae") for e in environments]),
+        "eval_commit": _joined([(e.get("commit") or "")[:12] or None for e in environments]),
+        "eval_torch": _joined([e.get("torch") for e in environments]),
+        "eval_device": _joined([e.get("device") for e in environments]),
+        "eval_threads": _joined([e.get("threads") for e in environments]),
+    }
+
+
+def _joined(values: list[Any]) -> str:
+    """One value where the seeds agree, else each seed's '/'-separated ('?': not recorded)."""
+    shown = ["?" if v is None else str(v) for v in values]
+    return shown[0] if len(set(shown)) == 1 else "/".join(shown)
+
+
 def evaluated(run_dir: Path) -> bool:
-    """Finished training and has a test NLL."""
-    return run_state(run_dir) == "done" and "test_nll" in read_json(run_dir / "metrics.json")
+    """Finished training and has the finished model's test NLL (not a stale one)."""
+    return run_state(run_dir) == "done" and current(read_json(run_dir / "metrics.json"), "test_nll")
 
 
 def unfinished_status(runs: list[Path], skip_reason: str | None) -> str:
@@ -179,4 +222,9 @@ def unfinished_status(runs: list[Path], skip_reason: str | None) -> str:
     # The lock, not status.json's pid, says whether a run still trains: a sweep's worker process outlives a run
     # it stopped (joblib reuses it for the next job), so the pid a 'running' status names can be alive.
     state = run_state_with_lock(runs[0])
-    return f"{state}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"
+    metrics = read_json(runs[0] / "metrics.json")
+    note = result_note(metrics.get("test_nll"), (metrics.get("train") or {}).get("passes_done"), state == "done")
+    if note.startswith("stale"):  # a number of another model than the finished one: labelled, never shown
+        return f"{state}: test NLL {note} (not the finished model's); evaluate=true evaluates it again"
+    reason = f"{state}: {read_json(runs[0] / 'status.json').get('message') or 'not evaluated'}"
+    return f"{reason} (its test NLL: {note})" if note.startswith("unfinished") else reason

@@ -10,7 +10,7 @@ import pandas as pd
 
 from iwae_cli.reports.tables.claims import claims_text
 from iwae_cli.reports.tables.paper import paper_cell
-from iwae_cli.reports.tables.render import fmt, missing
+from iwae_cli.reports.tables.render import fmt, missing, provenance_line
 from iwae_cli.reports.tables.results import cell_summary, evaluated, unfinished_status
 
 SHARED_NOTE = (
@@ -92,6 +92,8 @@ def table1_markdown(rows: pd.DataFrame, claims: list[dict], header: str) -> str:
         "protocol=code), estimated as the authors' code does; table1.csv also has `units_expected` (the paper's",
         "definition, E over q(h1|x) for the second layer) and `nll_pruned` (the NLL with inactive units removed).",
         *[f"Note {i}: {reason}" for i, reason in enumerate(notes, start=1)],
+        "",
+        provenance_line(rows),
         "",
         "## The paper's claims",
         "",

@@ -10,8 +10,8 @@ import pandas as pd
 
 from iwae_cli.reports.tables.claims import claims_text, nll_claim, units_claim
 from iwae_cli.reports.tables.paper import paper_results
-from iwae_cli.reports.tables.render import fmt, missing
-from iwae_cli.reports.tables.results import cell_summary, evaluated, unfinished_status
+from iwae_cli.reports.tables.render import fmt, missing, provenance_line
+from iwae_cli.reports.tables.results import PROVENANCE_KEYS, cell_summary, evaluated, unfinished_status
 
 # what the terminal shows of table2.csv
 TERMINAL_COLUMNS = (
@@ -83,6 +83,7 @@ def table2_row(
                 f"{stage}_paper_units": str(paper.loc[stage, "units"]),
                 f"{stage}_passes": summary.get("passes"),
                 f"{stage}_run_dir": summary.get("run_dir"),
+                **{f"{stage}_{key}": summary.get(key) for key in PROVENANCE_KEYS},
             }
         )
         row[f"{stage}_seeds"] = summary.get("seeds")
@@ -122,5 +123,5 @@ def table2_markdown(df: pd.DataFrame, claims: list[dict], header: str) -> str:
                 f"{fmt(r.get(f'{stage}_units'), '')} / {r[f'{stage}_paper_units']}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## The paper's claims", "", *claims_text(claims)]
+    lines += ["", provenance_line(df, ("first_", "second_")), "", "## The paper's claims", "", *claims_text(claims)]
     return "\n".join(lines) + "\n"

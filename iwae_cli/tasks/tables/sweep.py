@@ -23,6 +23,8 @@ from iwae_cli.errors import DataError
 from iwae_cli.reports.tables.results import CellKey, RunFilter, collect_runs
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.specs.group import groups_on, is_member_key
+from iwae_cli.specs.profiles import evaluation_overrides, schedule_override
+from iwae_cli.specs.tables import TableSpec
 from iwae_cli.tasks.tables.children import Children
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,9 @@ def tracking_overrides(cfg: DictConfig) -> list[str]:
 def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
     """What every job launched by a table command is told: evaluate as the profile says, quietly, with the
     table's paths, `threads` CPU threads and its trackers."""
-    examples = cfg.profile.eval_examples
     return [
         "evaluate=true",
-        f"eval.k={cfg.profile.eval_k}",
-        f"eval.examples={'null' if examples is None else examples}",
-        f"eval.prune_inactive={str(bool(cfg.get('prune_inactive', False))).lower()}",
+        *evaluation_overrides(cfg.profile, bool(cfg.get("prune_inactive", False))),
         "progress=false",
         f"device={cfg.device}",
         f"threads={threads}",
@@ -115,10 +114,9 @@ def training_grids(datasets: list, depths: list, ks: list, objectives: list, see
     return grids
 
 
-def job_count(cfg: DictConfig, grid: Grid) -> int:
+def job_count(cfg: DictConfig, spec: TableSpec, grid: Grid) -> int:
     """How many jobs the sweep of `grid` launches: one per cell, or with lockstep groups one per shape."""
-    choice = str(cfg.get("group", "false")).lower()
-    if not groups_on(choice, str(cfg.device)):
+    if not groups_on(spec.group, str(cfg.device)):
         return grid.size
     members = 1
     for key, values in grid.values.items():
@@ -127,31 +125,39 @@ def job_count(cfg: DictConfig, grid: Grid) -> int:
     return grid.size // members
 
 
-def run_sweep(cfg: DictConfig, grid: Grid) -> int:
-    """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess (cells of one shape
-    in lockstep groups where `group` says so); its exit code."""
-    n_jobs = int(cfg.n_jobs) if cfg.get("n_jobs") else max(1, min(cpu_count(), job_count(cfg, grid)))
-    threads = max(1, cpu_count() // n_jobs)
-    overrides = [f"{key}={','.join(str(v) for v in values)}" for key, values in grid.values.items()]
-    overrides += [
-        f"schedule={cfg.profile.schedule}",
-        f"group={str(cfg.get('group', 'false')).lower()}",
+def cell_overrides(
+    cfg: DictConfig, spec: TableSpec, values: dict[str, list], threads: int, launcher: list[str] | None = None
+) -> list[str]:
+    """The `iwae train` overrides of the cells `values` names (one value each: one cell; several: a sweep, run
+    by `launcher`), trained as the table trains them; the table's train_overrides come last."""
+    return [
+        *(f"{key}={','.join(str(v) for v in vals)}" for key, vals in values.items()),
+        schedule_override(cfg.profile),
+        f"group={spec.group}",
         *identity_overrides(cfg),
         *job_overrides(cfg, threads),
-        *launcher_arguments(n_jobs),
-        *cfg.get("train_overrides"),
+        *(launcher or []),
+        *spec.train_overrides,
     ]
+
+
+def run_sweep(cfg: DictConfig, spec: TableSpec, grid: Grid) -> int:
+    """Train and evaluate every cell of `grid` as one `iwae train -m` sweep in a subprocess (cells of one shape
+    in lockstep groups where `group` says so); its exit code."""
+    n_jobs = spec.n_jobs or max(1, min(cpu_count(), job_count(cfg, spec, grid)))
+    threads = max(1, cpu_count() // n_jobs)
+    overrides = cell_overrides(cfg, spec, grid.values, threads, launcher_arguments(n_jobs))
     command = [sys.executable, "-m", "iwae_cli", "train", "-m", *overrides]
     log.info("launching %d training jobs: %s", grid.size, " ".join(command[2:]))
     with Children() as children:
         return children.run(command)
 
 
-def available_datasets(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
+def available_datasets(cfg: DictConfig, datasets: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """The datasets whose files are present (downloaded first where `download` allows), and why the others
     are not."""
     present, reasons = [], {}
-    for name in cfg.datasets:
+    for name in datasets:
         try:
             ensure_files(name, cfg.get("data_dir"), cfg.get("download", "auto"))
             present.append(name)
@@ -163,16 +169,15 @@ def available_datasets(cfg: DictConfig) -> tuple[list[str], dict[str, str]]:
 RunsOf = Callable[[str, int, str, int], list[Path]]
 
 
-def train_grid(cfg: DictConfig) -> tuple[dict[str, str], RunsOf]:
+def train_grid(cfg: DictConfig, spec: TableSpec) -> tuple[dict[str, str], RunsOf]:
     """Train and evaluate the grid datasets x depths x ks x objectives x seeds (finished runs are skipped).
     Returns why datasets were left out, and a look-up (dataset, depth, objective, k) -> its runs, which answers
     a cell of SHARED_CELLS with its twin's runs."""
-    seeds = seed_list(cfg.seeds)
-    present, skipped = available_datasets(cfg)
-    depths, ks, objectives = (list(cfg[key]) for key in ("depths", "ks", "objectives"))
+    seeds, objectives = list(spec.seeds), list(spec.objectives)
+    present, skipped = available_datasets(cfg, spec.datasets)
     if present:
-        for grid in training_grids(present, depths, ks, objectives, seeds):
-            if run_sweep(cfg, grid) != 0:
+        for grid in training_grids(present, list(spec.depths), list(spec.ks), objectives, seeds):
+            if run_sweep(cfg, spec, grid) != 0:
                 log.warning("some training jobs failed; their cells are marked in the table")
     found = collect_runs(Path(cfg.output_root), run_filter(cfg))
 

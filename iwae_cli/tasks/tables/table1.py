@@ -22,34 +22,36 @@ from iwae_cli.reports.tables.results import CellKey, cell_summary, evaluated, ru
 from iwae_cli.reports.tables.table1 import table1_markdown, table1_row
 from iwae_cli.runs.records import run_state
 from iwae_cli.tasks.job import user_facing
+from iwae_cli.tasks.tables.publish import TABLE1_FILES, publish
+from iwae_cli.tasks.tables.settings import checked_settings
 from iwae_cli.tasks.tables.sweep import profile_header, run_filter, shared_cell, tables_dir, train_grid
 
 
 @user_facing
 def table1_task(cfg: DictConfig) -> str:
-    """Train and evaluate every Table 1 cell (one Hydra multirun), then write table1.csv/.md and figures.
-    Exits 0 only when every cell has its numbers (see outcome.py for the other codes)."""
-    skipped, runs_of = train_grid(cfg)
-    layers, objectives = list(cfg.depths), list(cfg.objectives)
-    made_with = {"schedule": str(cfg.profile.schedule), "protocol": str(cfg.protocol.name), "seeds": len(cfg.seeds)}
+    """Check every setting, train and evaluate every Table 1 cell (one Hydra multirun), then replace table1.csv/
+    .md, its claims and figures together. Exits 0 only when every cell has its numbers (outcome.py: the others)."""
+    spec = checked_settings(cfg)
+    skipped, runs_of = train_grid(cfg, spec)
+    layers, objectives = list(spec.depths), list(spec.objectives)
+    made_with = {"schedule": spec.profile.schedule, "protocol": str(cfg.protocol.name), "seeds": len(spec.seeds)}
     rows, cells = [], {}
-    for d in cfg.datasets:
-        for depth in layers:
-            for k in cfg.ks:
-                for o in objectives:
-                    runs = runs_of(d, depth, o, k)
-                    cells[(d, depth, o, k)] = [r for r in runs if run_state(r) == "done"]
-                    twin = shared_cell(o, k, objectives)
-                    shared = twin != (o, k)
-                    rows.append(table1_row((d, depth, k, o), runs, skipped.get(d), shared=shared, **made_with))
+    for d, depth, k, o in product(spec.datasets, layers, spec.ks, objectives):
+        runs = runs_of(d, depth, o, k)
+        cells[(d, depth, o, k)] = [r for r in runs if run_state(r) == "done"]
+        shared = shared_cell(o, k, objectives) != (o, k)
+        rows.append(table1_row((d, depth, k, o), runs, skipped.get(d), shared=shared, **made_with))
     df = pd.DataFrame(rows)
-    claims = table1_claims(cells, list(cfg.datasets), layers)
+    claims = table1_claims(cells, list(spec.datasets), layers)
     out_dir = tables_dir(cfg)
-    markdown = table1_markdown(df, claims, profile_header("Table 1", "table1", cfg))
-    write_table_files(out_dir, "table1", df, markdown)
-    write_claims_file(out_dir / "table1_claims.csv", claims)
-    table_figures(out_dir, df, sorted({r for runs in cells.values() for r in runs}))
-    plot_nll_vs_passes(schedule_points(cfg), df.to_dict("records"), out_dir / "nll_vs_passes.png")
+
+    def write(folder: Path) -> None:
+        write_table_files(folder, "table1", df, table1_markdown(df, claims, profile_header("Table 1", "table1", cfg)))
+        write_claims_file(folder / "table1_claims.csv", claims)
+        table_figures(folder, df, sorted({r for runs in cells.values() for r in runs}))
+        plot_nll_vs_passes(schedule_points(cfg), df.to_dict("records"), folder / "nll_vs_passes.png")
+
+    publish(out_dir, TABLE1_FILES, "Table 1", df.status, write)
     print(render_terminal(df, claims, out_dir / "table1.csv"))
     done = df[df.status.str.startswith("done")]
     check_complete("Table 1", len(done), len(df), str(out_dir / "table1.md"), list(df.status[~df.index.isin(done.index)]))

@@ -20,8 +20,11 @@ from iwae_cli.reports.tables.outcome import check_complete
 from iwae_cli.reports.tables.render import render_terminal, write_table_files
 from iwae_cli.reports.tables.results import CellKey, collect_runs, evaluated
 from iwae_cli.reports.tables.table2 import TERMINAL_COLUMNS, experiment_claims, table2_markdown, table2_row
-from iwae_cli.specs.checks import seed_list
+from iwae_cli.specs.tables import TableSpec
 from iwae_cli.tasks.job import user_facing
+from iwae_cli.tasks.switch import second_stage_dir
+from iwae_cli.tasks.tables.publish import TABLE2_FILES, publish
+from iwae_cli.tasks.tables.settings import checked_settings
 from iwae_cli.tasks.tables.sweep import (
     Grid,
     job_overrides,
@@ -56,14 +59,14 @@ def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, t
     ]
 
 
-def parent_runs(cfg: DictConfig, seeds: list[int]) -> dict[tuple[int, int], Path]:
+def parent_runs(cfg: DictConfig, spec: TableSpec) -> dict[tuple[int, int], Path]:
     """(experiment, seed) -> the finished Table 1 run it starts from; missing ones are trained first (one sweep
     per first-stage cell, over the seeds it lacks)."""
     root = Path(cfg.output_root)
     wanted = {
         (exp, seed): CellKey("mnist", 1, first[0], first[1], seed)
         for exp, first, _ in TABLE2_EXPERIMENTS
-        for seed in seeds
+        for seed in spec.seeds
     }
 
     def finished() -> dict[CellKey, Path]:  # trained and evaluated: a run trained without evaluate= is swept again
@@ -76,22 +79,24 @@ def parent_runs(cfg: DictConfig, seeds: list[int]) -> dict[tuple[int, int], Path
         ensure_files("mnist", cfg.get("data_dir"), cfg.get("download", "auto"))
     for objective, k in dict.fromkeys((key.objective, key.k) for key in todo):
         seeds = [key.seed for key in todo if (key.objective, key.k) == (objective, k)]
-        run_sweep(cfg, Grid({"dataset": ["mnist"], "layers": [1], "k": [k], "model": [objective], "seed": seeds}))
+        run_sweep(cfg, spec, Grid({"dataset": ["mnist"], "layers": [1], "k": [k], "model": [objective], "seed": seeds}))
     done = finished() if todo else done
     return {pair: done[key] for pair, key in wanted.items() if key in done}
 
 
 def child_run(parent: Path, second: tuple) -> Path:
-    """Where `iwae switch-objective` writes the second stage of `parent`."""
-    return parent / f"switch-{second[0]}-k{second[1]}"
+    """Where `iwae switch-objective` writes the second stage of `parent` (beside it; inside it where an older
+    version wrote it there)."""
+    return second_stage_dir(parent, f"{second[0]}-k{second[1]}")
 
 
 @user_facing
 def table2_task(cfg: DictConfig) -> str:
-    """Table 2: continue the MNIST 1-layer VAE (k=1) with IWAE (k=50) and vice versa, for every seed; write
-    table2.csv/.md. Exits 0 only when both experiments have their numbers for every seed."""
-    seeds = seed_list(cfg.seeds)
-    ready = parent_runs(cfg, seeds)
+    """Table 2: check every setting, continue the MNIST 1-layer VAE (k=1) with IWAE (k=50) and vice versa, for
+    every seed; replace table2.csv/.md. Exits 0 only when both experiments have their numbers for every seed."""
+    spec = checked_settings(cfg, [("mnist", 1, *first) for _, first, _ in TABLE2_EXPERIMENTS])
+    seeds = list(spec.seeds)
+    ready = parent_runs(cfg, spec)
     todo = [
         (ready[(exp, seed)], first, second)
         for exp, first, second in TABLE2_EXPERIMENTS
@@ -110,9 +115,8 @@ def table2_task(cfg: DictConfig) -> str:
         claims += experiment_claims(exp, first, second, pairs)
     df = pd.DataFrame(rows)
     out_dir = tables_dir(cfg)
-    write_table_files(
-        out_dir, "table2", df, table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
-    )
+    markdown = table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
+    publish(out_dir, TABLE2_FILES, "Table 2", df.status, lambda folder: write_table_files(folder, "table2", df, markdown))
     print(render_terminal(df, claims, out_dir / "table2.csv", TERMINAL_COLUMNS))
     done = df.status == "done"
     check_complete("Table 2", int(done.sum()), len(df), str(out_dir / "table2.md"), list(df.status[~done]))
