@@ -31,6 +31,7 @@ from pathlib import Path
 from iwae_cli.core.runtime import also_stop_on
 from iwae_cli.errors import Interrupted, RunError, first_line
 from iwae_cli.runs.records import run_state, write_status
+from iwae_cli.runs.run_log import LOG_NAME, run_log_handler
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,26 @@ def requeue_when_stopped(run_dirs: Sequence[Path]) -> Iterator[None]:
         try:
             yield
         except Interrupted as e:
-            if e.signum == warning:
-                _hand_to_submitit(e, warning, run_dirs)
-            if e.signum == signal.SIGTERM:
-                log.warning("%s; the job ends here without a result (SLURM requeues it if that is why)", e)
-                sys.exit(128 + signal.SIGTERM)
+            with run_logs(run_dirs):  # what becomes of the job belongs to its runs' train.log too
+                if e.signum == warning:
+                    _hand_to_submitit(e, warning, run_dirs)
+                if e.signum == signal.SIGTERM:
+                    log.warning("%s; the job ends here without a result (SLURM requeues it if that is why)", e)
+                    sys.exit(128 + signal.SIGTERM)
             raise
+
+
+@contextmanager
+def run_logs(run_dirs: Sequence[Path]) -> Iterator[None]:
+    """Each run's train.log takes what is logged within the block (the runs' lifecycle has closed it): no other
+    process trains these runs until this job has ended, requeued or not."""
+    handlers = [run_log_handler(run_dir / LOG_NAME) for run_dir in run_dirs]
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def _hand_to_submitit(stopped: Interrupted, warning: int, run_dirs: Sequence[Path]) -> None:
