@@ -22,7 +22,7 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports --config .importlinter
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # the documentation site at http://127.0.0.1:8000, rebuilt as its pages change (ARGS: e.g. --dev-addr HOST:PORT)
 docs-serve: $(STAMP)

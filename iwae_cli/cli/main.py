@@ -235,6 +235,26 @@ def runs_command(
         raise typer.Exit(e.exit_code) from None
 
 
+@app.command("compare", short_help="A rerun's table beside the table of record.")
+def compare(
+    table: Path = typer.Argument(..., metavar="TABLE", help="Your table1.csv or table2.csv (outputs/tables/<profile>/...)."),
+    record: Path | None = typer.Option(
+        None, "--record", help="The table of record (default: docs/results/<profile>/ of this repository)."
+    ),
+    level: float = typer.Option(0.05, "--level", help="The t test's level: the share of cells flagged by chance."),
+) -> None:
+    """Compare a rerun's table with the table of record, cell by cell.
+    Which cells of a rerun's table1.csv or table2.csv differ from the table of record by more than seeds vary.
+    Example: iwae compare outputs/tables/fast/table1.csv   (exit 1 when a cell differs)"""
+    from iwae_cli.cli.compare import compare_command
+
+    try:
+        raise typer.Exit(compare_command(table, record, level))
+    except IwaeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
 def listing_arguments(args: list[str]) -> dict[str, list[str]]:
     """`iwae runs`' key=value arguments, each value split at its commas (a later key replaces an earlier one);
     output_root=... keeps its commas."""

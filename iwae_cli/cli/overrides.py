@@ -33,16 +33,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from iwae_cli.core.setting_names import IDENTITY_SOURCES
 from iwae_cli.errors import ConfigError, first_line
 from iwae_cli.specs.checks import SETTINGS, check_setting
 
 FREE_EVERYWHERE = ("tags", "hydra")
-# switch-objective: the first run's settings that make its model (specs/identity.py, IDENTITY_SOURCES; named
-# here, as that module loads torch), which tasks/switch.py merges into the second stage
-FIRST_RUN_SETTINGS = (
-    "dataset", "arch", "model", "k", "seed", "schedule", "optim", "protocol", "loss_reduction", "parent"
-)
-FREE_IN = {"frontier": ("recipes",), "switch-objective": FIRST_RUN_SETTINGS}
+# switch-objective: the first run's settings that make its model, which tasks/switch.py merges into the second
+# stage (a `+` of a key the first run has is no new key there)
+FREE_IN = {"frontier": ("recipes",), "switch-objective": IDENTITY_SOURCES}
+# The config groups that take a list of options (logger=[tensorboard,mlflow]: every tracker named); the others
+# take one, and a list would merge several options into one config
+LIST_GROUPS = ("logger",)
 # Hydra's flags that print help or read another config: these commands are not checked here
 UNCHECKED_FLAGS = ("help", "hydra_help", "shell_completion", "config_path", "config_name", "config_dir",
                    "experimental_rerun")
@@ -131,6 +132,11 @@ def check_options(override: Override, options: list[str]) -> None:
             raise ConfigError(f"{override.input_line} selects no option of {group}: choose {', '.join(options)}")
         return
     for given in sweep_values(override):
+        if isinstance(given, list) and group not in LIST_GROUPS:
+            raise ConfigError(
+                f"{override.input_line}: {group} takes one option ({', '.join(options)}); "
+                f"to train one run per option, sweep them: -m {group}={','.join(str(g) for g in given)}"
+            )
         for name in given if isinstance(given, list) else [given]:
             if str(name) not in options:
                 raise ConfigError(

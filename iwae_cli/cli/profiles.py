@@ -12,23 +12,27 @@ the profile's; the settings chosen are in the run's config.yaml and in the resum
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import typer
 
 from iwae_cli.errors import ConfigError, first_line
-from iwae_cli.specs.profiles import evaluation_overrides, load_profile, profile_names, schedule_override
+from iwae_cli.specs.profiles import (
+    Profile,
+    evaluation_overrides,
+    load_profile,
+    profile_names,
+    schedule_override,
+)
 
 # Commands whose profile is a config group of their own: Hydra reads it (and sweeps it with -m).
 TABLE_COMMANDS = ("table1", "table2", "table-extra")
 
-Profile = dict[str, Any]
 # What profile=<name> sets for each command, as the table that runs such a job sets it: table1 trains (and
 # evaluates, pruned as the profile says), table2 continues runs with switch-objective (never pruned), and the
 # active units are counted with the shared active_units settings, which no profile changes. eval-nll records
 # only the pruned NLL when asked to prune, so it is given the profile's k and test images alone.
 PROFILE_OVERRIDES: dict[str, Callable[[Profile], list[str]]] = {
-    "train": lambda p: [schedule_override(p), *evaluation_overrides(p, bool(p["prune_inactive"]))],
+    "train": lambda p: [schedule_override(p), *evaluation_overrides(p, p.prune_inactive)],
     "switch-objective": lambda p: evaluation_overrides(p, prune_inactive=False),
     "eval-nll": lambda p: evaluation_overrides(p, prune_inactive=False),
     "active-units": lambda p: [],
@@ -61,7 +65,7 @@ def with_profile(command: str, args: list[str]) -> list[str]:
     explicit = {override_key(a) for a in args if "=" in a and not a.startswith("-")}
     overrides = [o for o in PROFILE_OVERRIDES[command](profile) if override_key(o) not in explicit]
     if overrides:
-        typer.echo(f"profile={profile['name']}: {' '.join(overrides)}", err=True)
+        typer.echo(f"profile={profile.name}: {' '.join(overrides)}", err=True)
     at = given[-1]
     return [a for i, a in enumerate(args[:at]) if i not in given] + overrides + args[at + 1 :]
 

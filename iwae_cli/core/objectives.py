@@ -34,6 +34,7 @@ from iwae_cli.core.objective_registry import (
     bound_objective,
     objective,
 )
+from iwae_cli.core.setting_names import LOSS_REDUCTIONS
 from iwae_cli.errors import ConfigError
 
 
@@ -153,9 +154,6 @@ def rws(model: IWAEModel, x: torch.Tensor, k: int, noise: Noise = None) -> Estim
     bound = importance_weighted_bound(log_w)
     wake_phi = (normalised_weights(log_w) * model.log_posterior(x, [h.detach() for h in hs])).sum(0)
     return Estimate(bound, -bound.sum(), encoder_loss=-wake_phi.sum())
-
-
-LOSS_REDUCTIONS = ("sum", "mean")
 
 
 def check_reduction(reduction: str) -> str:

@@ -20,6 +20,7 @@ import platformdirs
 import torch
 
 from iwae_cli.core.noise import FixedBinary
+from iwae_cli.core.setting_names import DOWNLOAD_MODES
 
 # the module, not its names: tests stand in for download_dataset on it
 from iwae_cli.data import download as downloads
@@ -29,9 +30,6 @@ from iwae_cli.errors import ConfigError, DataError
 
 __all__ = ["DATASET_NAMES", "DOWNLOAD_MODES", "Splits", "ensure_files", "load_dataset", "load_split",
            "missing_files", "resolve_data_dir", "training_pixel_means"]
-
-# auto: fetch missing public files without asking; always: an alias of auto (older configs say it)
-DOWNLOAD_MODES = ("auto", "ask", "always", "never")
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,30 @@ def frontier_table(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df.sort_values(["cell", "recipe", "passes"], kind="stable").reset_index(drop=True)
 
 
-def write_frontier(df: pd.DataFrame, out_dir: Path, held_out: int) -> list[Path]:
-    """frontier.csv and frontier.png in out_dir (each replaced whole)."""
+def write_frontier(marks: pd.DataFrame, finals: pd.DataFrame, out_dir: Path, held_out: int) -> list[Path]:
+    """frontier.csv (the marks), frontier_final.csv (each run's last model on the whole validation split) and
+    frontier.png (the marks) in out_dir, each replaced whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv = atomic_write_text(out_dir / "frontier.csv", df.to_csv(index=False, float_format="%.6g"))
-    return [csv, plot_frontier(df, out_dir / "frontier.png", held_out)]
+    written = [
+        atomic_write_text(out_dir / name, df.to_csv(index=False, float_format="%.6g"))
+        for name, df in (("frontier.csv", marks), ("frontier_final.csv", finals))
+    ]
+    return [*written, plot_frontier(marks, out_dir / "frontier.png", held_out)]
+
+
+def final_text(finals: pd.DataFrame) -> str:
+    """Each cell's recipes, best first, by their last model's NLL on the whole validation split: what to choose."""
+    lines = []
+    for cell, rows in finals.groupby("cell", sort=False):
+        best = rows.sort_values("valid_nll", kind="stable")
+        k, n = int(best["k"].iloc[0]), int(best["n"].iloc[0])
+        lines.append(f"{cell}: validation NLL of each recipe's last model (k={k:,}, {n:,} held-out images), best first")
+        lines += [
+            f"  {r.recipe:<12} {r.valid_nll:8.2f} ± {r.valid_se:.2f}  after {int(r.passes)} passes, "
+            f"{r.train_seconds:,.0f} training seconds"
+            for r in best.itertuples()
+        ]
+    return "\n".join(lines)
 
 
 def plot_frontier(df: pd.DataFrame, path: Path, held_out: int) -> Path:

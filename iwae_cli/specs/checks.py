@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from iwae_cli.core.setting_names import ANNEALS, DOWNLOAD_MODES, LOSS_REDUCTIONS, SPLITS, SWEEP_METRICS
 from iwae_cli.errors import ConfigError
 
 
@@ -73,13 +74,6 @@ def device_name(value: Any, name: str = "device") -> str:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AUTO_TRUE_FALSE = ("auto", "true", "false")
 GROUP_CHOICES = ("true", "false", "auto")  # specs/group.py: whether a sweep trains in lockstep groups
-# Named here, where the command line reads them before Hydra starts a job without loading torch; the modules
-# that act on them hold the same names (tests/specs/test_checks.py compares them).
-DOWNLOAD_MODES = ("auto", "ask", "always", "never")  # data/loading.py
-SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")  # tasks/train.py
-LOSS_REDUCTIONS = ("sum", "mean")  # core/objectives.py
-ANNEALS = ("step", "cosine")  # training/rates.py
-SPLITS = ("test", "valid", "train")  # specs/evaluation.py
 
 
 def _choice_of(*choices: str) -> Callable[[Any, str], str]:

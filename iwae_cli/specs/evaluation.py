@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from iwae_cli.core.setting_names import SPLITS
 from iwae_cli.data.loading import held_out_count
 from iwae_cli.data.registry import get_dataset
 from iwae_cli.errors import ConfigError
@@ -15,8 +16,6 @@ from iwae_cli.evaluation.spec import ActivitySpec, DataSource, EvalSpec, NLLSpec
 from iwae_cli.reports.evaluation_plots import plot_activity_histogram
 from iwae_cli.specs.checks import flag, number, progress_setting, whole_number
 from iwae_cli.specs.run import protocol
-
-SPLITS = ("train", "valid", "test")
 
 
 def data_source(dataset: str, cfg: DictConfig, holdout: bool | int = True) -> DataSource:

@@ -37,6 +37,8 @@ class FrontierSpec:
     holdout: int
     valid_k: int
     valid_examples: int
+    final_k: int
+    final_examples: int
     seed: int
     protocol: str
     n_jobs: int | None
@@ -63,6 +65,9 @@ def frontier_spec(cfg: DictConfig) -> FrontierSpec:
     examples = whole_number(cfg.valid_examples, "valid_examples")
     if examples > holdout:
         raise ConfigError(f"valid_examples={examples} is more than the {holdout} held-out images")
+    final_examples = whole_number(cfg.get("final_examples"), "final_examples", allow_null=True) or holdout
+    if final_examples > holdout:
+        raise ConfigError(f"final_examples={final_examples} is more than the {holdout} held-out images")
     return FrontierSpec(
         name=str(cfg.name),
         dataset=dataset.name,
@@ -72,6 +77,8 @@ def frontier_spec(cfg: DictConfig) -> FrontierSpec:
         holdout=holdout,
         valid_k=whole_number(cfg.valid_k, "valid_k"),
         valid_examples=examples,
+        final_k=whole_number(cfg.final_k, "final_k"),
+        final_examples=final_examples,
         seed=whole_number(cfg.seed, "seed", minimum=0),
         protocol=str(cfg.protocol.name),
         n_jobs=whole_number(cfg.get("n_jobs"), "n_jobs", allow_null=True),

@@ -28,14 +28,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from iwae_cli.core.optim import OptimSpec
+from iwae_cli.core.setting_names import IDENTITY_SOURCES
 from iwae_cli.training.spec import DataSpec, ModelSpec, ObjectiveSpec, Schedule
 
 VERSION = 2
-# The config nodes a run's identity is read from (and, as they were, version 1's fingerprint): a command that
-# continues a run (switch-objective) takes these from it; every other setting comes from the command.
-IDENTITY_SOURCES = (
-    "dataset", "arch", "model", "k", "seed", "schedule", "optim", "protocol", "loss_reduction", "parent"
-)
+# IDENTITY_SOURCES (core/setting_names.py): the config nodes a run's identity is read from (and, as they were,
+# version 1's fingerprint); a command that continues a run (switch-objective) takes these from it.
+__all__ = ["IDENTITY_SOURCES", "VERSION"]
 
 
 @dataclass(frozen=True)

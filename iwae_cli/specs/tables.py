@@ -8,7 +8,6 @@ by composing the cell's config (iwae_cli.tasks.tables.settings), on top of these
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,8 @@ from iwae_cli.core.objective_registry import OBJECTIVES
 from iwae_cli.core.objectives import check_reduction
 from iwae_cli.data.registry import DATASET_NAMES
 from iwae_cli.errors import ConfigError, first_line
-from iwae_cli.specs.checks import check_setting, flag, seed_list, whole_number
+from iwae_cli.specs.checks import check_setting, seed_list, whole_number
+from iwae_cli.specs.profiles import Profile, profile_of
 
 # What a table sets for every cell it trains, and the table's own setting that says it: a train override of one
 # of these would train other runs than the table reads.
@@ -38,17 +38,6 @@ SET_PER_CELL = {
     "group": "group=...",
     "output_root": "output_root=...",
 }
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How long the table's runs train and how they are evaluated (conf/profile)."""
-
-    name: str
-    schedule: str
-    eval_k: int
-    eval_examples: int | None
-    prune_inactive: bool
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ def table_spec(cfg: DictConfig) -> TableSpec:
         ks=tuple(numbers(cfg, "ks")),
         objectives=objectives,
         seeds=tuple(seed_list(cfg.seeds)),
-        profile=profile(cfg.profile),
+        profile=profile_of(cfg.profile),
         loss_reduction=check_reduction(str(cfg.loss_reduction)),
         group=check_setting("group", cfg.get("group", "false")),
         n_jobs=whole_number(cfg.get("n_jobs"), "n_jobs", allow_null=True),
@@ -120,20 +109,6 @@ def numbers(cfg: DictConfig, key: str) -> list[int]:
         if isinstance(item, bool) or not isinstance(item, int) or item < 1:
             raise ConfigError(f"{key} must list whole numbers >= 1, for example {key}=[1,2], got {key}={items}")
     return items
-
-
-def profile(node: Any) -> Profile:
-    """The `profile` node's values (a file of conf/profile, or the user's own)."""
-    name = str(node.name)
-    if not re.fullmatch(r"[\w.-]+", name):
-        raise ConfigError(f"profile.name names the tables' folder: letters, digits, . _ -, got profile.name={name}")
-    return Profile(
-        name=name,
-        schedule=str(node.schedule),
-        eval_k=whole_number(node.eval_k, "profile.eval_k"),
-        eval_examples=whole_number(node.eval_examples, "profile.eval_examples", allow_null=True),
-        prune_inactive=flag(node.prune_inactive, "profile.prune_inactive"),
-    )
 
 
 def train_overrides(value: Any) -> tuple[str, ...]:

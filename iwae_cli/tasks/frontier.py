@@ -1,11 +1,13 @@
 """`iwae frontier`: time to quality. Each cell is trained with each recipe as an ordinary `iwae train` run on all
 but the last `holdout` training images, keeping its model at every pass mark (`snapshot_passes`); each mark is
 then scored on held-out images, and the curves (validation NLL against training seconds) are written to
-<output_root>/frontier/<name>/frontier.csv and .png.
+<output_root>/frontier/<name>/frontier.csv and .png. Each finished run's last model is scored once more on the
+whole validation split (final_k, final_examples) into frontier_final.csv: the figures a recipe is chosen by.
 
 The runs resume like any run: a stopped frontier run again trains only what is missing and scores only the
 marks it has not scored (evaluation/snapshots.py). Runs train one per core with one thread each, as a table
-trains its cells, so the seconds are those a table of the same recipe would spend.
+trains its cells, but with the plain training step (compile=false) for every recipe alike: their seconds
+compare with each other, and are about 1.4 times what a table's compiled step spends (docs/frontier.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from iwae_cli.core.runtime import cpu_count, progress_disabled
 from iwae_cli.data.loading import ensure_files, load_split
 from iwae_cli.errors import ConfigError, RunError, first_line
 from iwae_cli.evaluation.snapshots import score_snapshots
-from iwae_cli.reports.frontier import frontier_table, write_frontier
+from iwae_cli.reports.frontier import final_text, frontier_table, write_frontier
 from iwae_cli.runs.records import run_state
 from iwae_cli.specs.checks import progress_setting
 from iwae_cli.specs.frontier import Cell, FrontierSpec, frontier_spec
@@ -44,24 +46,37 @@ def frontier_task(cfg: DictConfig) -> None:
     runs = {(cell, recipe): train_overrides(cfg, spec, cell, recipe) for cell in spec.cells for recipe in spec.recipes}
     made = {key: run_of(key[1], overrides) for key, overrides in runs.items()}  # every recipe checked first
     train_all(cfg, spec, list(runs.values()))
-    x_valid = load_split(spec.dataset, cfg.get("data_dir"), "never", "valid", spec.valid_examples,
-                         holdout=spec.holdout)
-    points, unfinished = [], []
-    for cell, recipe in tqdm(runs, desc="scoring pass marks", unit="run",
-                             disable=progress_disabled(progress_setting(cfg))):
-        run_dir, arch = made[(cell, recipe)]
-        if run_state(run_dir) != "done":
-            unfinished.append(f"{cell.name} {recipe} ({run_state(run_dir)}: {run_dir})")
-        for row in score_snapshots(run_dir, arch, x_valid, spec.valid_k, spec.seed, progress=False):
-            points.append({"cell": cell.name, "recipe": recipe, "passes": row["passes"],
-                           "train_seconds": row["train_seconds"], "valid_nll": row["nll"],
-                           "valid_se": row["standard_error"], "k": row["k"], "n": row["n"], "run": str(run_dir)})
+    points, unfinished = score_runs(cfg, spec, made, final=False)
+    finals, _ = score_runs(cfg, spec, made, final=True)
     out_dir = Path(cfg.output_root) / "frontier" / spec.name
-    written = write_frontier(frontier_table(points), out_dir, spec.holdout)
-    print(f"written: {written[0]} (and {written[1].name})")
+    written = write_frontier(frontier_table(points), frontier_table(finals), out_dir, spec.holdout)
+    print(final_text(frontier_table(finals)))
+    print(f"written: {written[0]} (and {', '.join(p.name for p in written[1:])})")
     if unfinished:
         raise RunError(f"{len(unfinished)} runs did not finish, so their lines stop early: {'; '.join(unfinished)}"
                        "; run the same command again to resume them")
+
+
+def score_runs(
+    cfg: DictConfig, spec: FrontierSpec, made: dict[tuple[Cell, str], tuple[Path, Architecture]], final: bool
+) -> tuple[list[dict], list[str]]:
+    """Each run's pass marks scored on the first valid_examples held-out images (final=True: a finished run's
+    last model on final_examples of them, with final_k), and the runs that have not finished."""
+    k, examples = (spec.final_k, spec.final_examples) if final else (spec.valid_k, spec.valid_examples)
+    x_valid = load_split(spec.dataset, cfg.get("data_dir"), "never", "valid", examples, holdout=spec.holdout)
+    points, unfinished = [], []
+    what = f"scoring each run's last model (k={k}, {examples} images)" if final else "scoring pass marks"
+    for (cell, recipe), (run_dir, arch) in tqdm(made.items(), desc=what, unit="run",
+                                                 disable=progress_disabled(progress_setting(cfg))):
+        if run_state(run_dir) != "done":
+            unfinished.append(f"{cell.name} {recipe} ({run_state(run_dir)}: {run_dir})")
+            if final:  # its last snapshot is not its final model: scored once the run finishes
+                continue
+        for row in score_snapshots(run_dir, arch, x_valid, k, spec.seed, progress=False, final=final):
+            points.append({"cell": cell.name, "recipe": recipe, "passes": row["passes"],
+                           "train_seconds": row["train_seconds"], "valid_nll": row["nll"],
+                           "valid_se": row["standard_error"], "k": row["k"], "n": row["n"], "run": str(run_dir)})
+    return points, unfinished
 
 
 def train_overrides(cfg: DictConfig, spec: FrontierSpec, cell: Cell, recipe: str) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from iwae_cli.core.setting_names import SWEEP_METRICS
 from iwae_cli.errors import ConfigError, IwaeError, RunError
 from iwae_cli.evaluation.spec import EvalSpec
 from iwae_cli.pipeline.lifecycle import RunPlan, carry_out
@@ -25,8 +26,6 @@ from iwae_cli.tasks.finish import evaluation_of, record_refusal
 from iwae_cli.tasks.job import in_multirun, output_dir, resume_command, searching_sweep, user_facing
 from iwae_cli.tasks.lockstep import group_resume_command, member_configs
 from iwae_cli.tasks.requeue import requeue_when_stopped
-
-SWEEP_METRICS = ("auto", "nll", "valid_nll_bound")
 
 
 @user_facing

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
-ANNEALS = ("step", "cosine")
+from iwae_cli.core.setting_names import ANNEALS
+
+__all__ = ["ANNEALS", "constant_within_stages", "learning_rate"]
 
 
 def learning_rate(

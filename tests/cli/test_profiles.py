@@ -73,9 +73,9 @@ def test_the_table_commands_read_their_profile_group_themselves(command: str) ->
 
 
 def test_an_unknown_profile_is_refused_with_the_profiles() -> None:
-    listed = "profile=fast is not a profile: choose one of medium, paper, quick, smoke"
+    listed = "profile=fats is not a profile: choose one of fast, medium, paper, quick, smoke"
     with pytest.raises(ConfigError, match=listed):
-        with_profile("train", ["profile=fast"])
+        with_profile("train", ["profile=fats"])
 
 
 @pytest.mark.parametrize("value", ["quick,medium", "choice(quick,medium)", "glob(*)"])

@@ -177,6 +177,10 @@ def test_table2_switches_objectives_from_the_table1_runs_of_every_seed(table1, e
     claims = (table1[1] / "table2.md").read_text()
     assert "switching lowers NLL" in claims and "switching raises NLL" in claims
     assert "(SE seeds, 2 seeds)" in claims
+    # the claims as a CSV too, as table1's: one row per claim and experiment, each with a verdict
+    rows = pd.read_csv(table1[1] / "table2_claims.csv")
+    assert len(rows) == 4 and set(rows.verdict.str.split(" ").str[0]) <= {"holds", "does", "inconclusive"}
+    assert rows.claim.str.contains("switching").all()
 
 
 def test_table2_refuses_a_seed_that_is_not_a_list(env):

@@ -14,18 +14,20 @@ TINY = (
     "cells=[{layers: 1, model: iwae, k: 2}]",
     "~recipes.medium",
     "~recipes.reference",
+    "~recipes.fast",
     "+recipes.plain=['schedule=smoke']",
     "+recipes.cosine=['schedule=smoke','schedule.anneal=cosine']",
     "marks=[1]",
     "holdout=200",
     "valid_k=5",
     "valid_examples=50",
+    "final_k=3",
     "progress=false",
 )
 
 
 def test_the_frontier_scores_each_recipes_marks_on_held_out_images(iwae_cli, output_root: Path) -> None:
-    iwae_cli(*TINY)
+    printed = iwae_cli(*TINY).stdout
     out = output_root / "frontier" / "tiny"
     df = pd.read_csv(out / "frontier.csv")
     assert (out / "frontier.png").stat().st_size > 0
@@ -38,9 +40,17 @@ def test_the_frontier_scores_each_recipes_marks_on_held_out_images(iwae_cli, out
     cosine = next(r for r in runs if "anneal_cosine" in r.name)
     rates = [line.split(",")[3] for line in (cosine / "train_log.csv").read_text().splitlines()[1:]]
     assert float(rates[0]) < 1e-3  # annealed within the first stage
-    scores = {r: (r / "frontier.json").read_bytes() for r in runs}
+    # each run's last model scored again on the whole validation split (all 200 held-out images, final_k), and
+    # the recipes listed best first by it
+    finals = pd.read_csv(out / "frontier_final.csv")
+    assert sorted(finals.recipe) == ["cosine", "plain"] and (finals.passes == 2).all()
+    assert (finals.n == 200).all() and (finals.k == 3).all() and finals.valid_nll.between(100, 600).all()
+    best, second = finals.sort_values("valid_nll").recipe
+    assert printed.index(f"  {best} ") < printed.index(f"  {second} ")
+    assert "L1-iwae-k2: validation NLL of each recipe's last model (k=3, 200 held-out images)" in printed
+    scores = {(r, name): (r / name).read_bytes() for r in runs for name in ("frontier.json", "frontier_final.json")}
     logs = {r: (r / "train_log.csv").read_bytes() for r in runs}
     iwae_cli(*TINY)  # again: everything is there, nothing is trained or scored twice
-    assert {r: (r / "frontier.json").read_bytes() for r in runs} == scores
+    assert {(r, name): (r / name).read_bytes() for r, name in scores} == scores
     assert {r: (r / "train_log.csv").read_bytes() for r in runs} == logs
-    assert json.loads(scores[cosine])["2"]["n"] == 50
+    assert json.loads(scores[cosine, "frontier.json"])["2"]["n"] == 50

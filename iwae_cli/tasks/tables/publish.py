@@ -23,7 +23,7 @@ TABLE1_FILES = (
     "nll_vs_paper.png", "learning_curves.png", "samples.png", "nll_vs_passes.png", "table1_claims.csv",
     "table1.md", "table1.csv",
 )
-TABLE2_FILES = ("table2.md", "table2.csv")
+TABLE2_FILES = ("table2_claims.csv", "table2.md", "table2.csv")
 EXTRA_FILES = (
     "extra/nll_vs_paper.png", "extra/learning_curves.png", "extra/samples.png", "table_extra.md", "table_extra.csv"
 )

@@ -23,7 +23,7 @@ from iwae_cli.errors import DataError
 from iwae_cli.reports.tables.results import CellKey, RunFilter, collect_runs
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.specs.group import groups_on, is_member_key
-from iwae_cli.specs.profiles import evaluation_overrides, schedule_override
+from iwae_cli.specs.profiles import evaluation_overrides, profile_of, schedule_override
 from iwae_cli.specs.tables import TableSpec
 from iwae_cli.tasks.tables.children import Children
 
@@ -73,7 +73,7 @@ def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
     table's paths, `threads` CPU threads and its trackers."""
     return [
         "evaluate=true",
-        *evaluation_overrides(cfg.profile, bool(cfg.get("prune_inactive", False))),
+        *evaluation_overrides(profile_of(cfg.profile), bool(cfg.get("prune_inactive", False))),
         "progress=false",
         f"device={cfg.device}",
         f"threads={threads}",
@@ -132,7 +132,7 @@ def cell_overrides(
     by `launcher`), trained as the table trains them; the table's train_overrides come last."""
     return [
         *(f"{key}={','.join(str(v) for v in vals)}" for key, vals in values.items()),
-        schedule_override(cfg.profile),
+        schedule_override(profile_of(cfg.profile)),
         f"group={spec.group}",
         *identity_overrides(cfg),
         *job_overrides(cfg, threads),

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from iwae_cli.core.runtime import cpu_count
 from iwae_cli.data.loading import ensure_files
 from iwae_cli.reports.tables.outcome import check_complete
-from iwae_cli.reports.tables.render import render_terminal, write_table_files
+from iwae_cli.reports.tables.render import render_terminal, write_claims_file, write_table_files
 from iwae_cli.reports.tables.results import CellKey, collect_runs, evaluated
 from iwae_cli.reports.tables.table2 import TERMINAL_COLUMNS, experiment_claims, table2_markdown, table2_row
 from iwae_cli.specs.tables import TableSpec
@@ -116,7 +116,12 @@ def table2_task(cfg: DictConfig) -> str:
     df = pd.DataFrame(rows)
     out_dir = tables_dir(cfg)
     markdown = table2_markdown(df, claims, profile_header("Table 2", "table2", cfg))
-    publish(out_dir, TABLE2_FILES, "Table 2", df.status, lambda folder: write_table_files(folder, "table2", df, markdown))
+
+    def write(folder: Path) -> None:
+        write_table_files(folder, "table2", df, markdown)
+        write_claims_file(folder / "table2_claims.csv", claims)
+
+    publish(out_dir, TABLE2_FILES, "Table 2", df.status, write)
     print(render_terminal(df, claims, out_dir / "table2.csv", TERMINAL_COLUMNS))
     done = df.status == "done"
     check_complete("Table 2", int(done.sum()), len(df), str(out_dir / "table2.md"), list(df.status[~done]))
