@@ -25,14 +25,27 @@ def frontier_table(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_frontier(marks: pd.DataFrame, finals: pd.DataFrame, out_dir: Path, held_out: int) -> list[Path]:
-    """frontier.csv (the marks), frontier_final.csv (each run's last model on the whole validation split) and
-    frontier.png (the marks) in out_dir, each replaced whole."""
+    """frontier.csv (the marks), frontier_final.csv (each run's last model on the whole validation split), its
+    Markdown frontier_final.md (made from the CSV alone, for the documentation) and frontier.png (the marks)
+    in out_dir, each replaced whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
         atomic_write_text(out_dir / name, df.to_csv(index=False, float_format="%.6g"))
         for name, df in (("frontier.csv", marks), ("frontier_final.csv", finals))
     ]
+    written.append(atomic_write_text(out_dir / "frontier_final.md", final_markdown(pd.read_csv(written[1]))))
     return [*written, plot_frontier(marks, out_dir / "frontier.png", held_out)]
+
+
+def final_markdown(finals: pd.DataFrame) -> str:
+    """frontier_final.csv as a Markdown table: each cell's recipes, best first, with their passes and seconds."""
+    lines = ["| cell | recipe | validation NLL ± SE | passes | training seconds | k | held-out images |",
+             "|---|---|---|---|---|---|---|"]
+    for _, rows in finals.groupby("cell", sort=False):
+        for r in rows.sort_values("valid_nll", kind="stable").itertuples():
+            lines.append(f"| {r.cell} | {r.recipe} | {r.valid_nll:.2f} ± {r.valid_se:.2f} | {int(r.passes)} | "
+                         f"{r.train_seconds:,.0f} | {int(r.k):,} | {int(r.n):,} |")
+    return "\n".join(lines) + "\n"
 
 
 def final_text(finals: pd.DataFrame) -> str:

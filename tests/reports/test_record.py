@@ -63,3 +63,11 @@ def test_the_committed_markdown_is_what_its_csvs_give(folder: Path):
     assert made, f"{folder} holds no table of record (its CSVs and claims CSVs)"
     for name, text in made.items():
         assert (folder / name).read_text() == text, f"{folder / name}: run scripts/record_results.py --render-only"
+
+
+@pytest.mark.skipif(not (RECORDS / "frontier" / "frontier_final.csv").is_file(), reason="no frontier of record yet")
+def test_the_frontier_of_record_markdown_is_what_its_csv_gives():
+    from iwae_cli.reports.frontier import final_markdown
+
+    folder = RECORDS / "frontier"
+    assert (folder / "frontier_final.md").read_text() == final_markdown(pd.read_csv(folder / "frontier_final.csv"))

@@ -43,6 +43,10 @@ def test_the_frontier_scores_each_recipes_marks_on_held_out_images(iwae_cli, out
     # each run's last model scored again on the whole validation split (all 200 held-out images, final_k), and
     # the recipes listed best first by it
     finals = pd.read_csv(out / "frontier_final.csv")
+    # its Markdown for the documentation: a row per recipe, the best first, the numbers the CSV's
+    rows = [line for line in (out / "frontier_final.md").read_text().splitlines() if line.startswith("| L1-")]
+    best_row = finals.sort_values("valid_nll").iloc[0]
+    assert len(rows) == 2 and f"| {best_row.recipe} | {best_row.valid_nll:.2f} ± " in rows[0]
     assert sorted(finals.recipe) == ["cosine", "plain"] and (finals.passes == 2).all()
     assert (finals.n == 200).all() and (finals.k == 3).all() and finals.valid_nll.between(100, 600).all()
     best, second = finals.sort_values("valid_nll").recipe
