@@ -38,12 +38,12 @@ def default_record(table: Path) -> Path:
     """docs/results/<profile>/<table's file name>, <profile> being the folder the table was written to: looked
     for under the working directory, then in the repository this package runs from."""
     profile = table.absolute().parent.name
-    repository = Path(__file__).resolve().parents[2]
-    candidates = [root / RECORDS / profile / table.name for root in (Path.cwd(), repository)]
+    roots = (Path.cwd(), Path(__file__).resolve().parents[2])  # the repository this package runs from
+    candidates = [root / RECORDS / profile / table.name for root in roots]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    known = sorted({p.name for root in (Path.cwd(), repository) if (root / RECORDS).is_dir()
+    known = sorted({p.name for root in roots if (root / RECORDS).is_dir()
                     for p in (root / RECORDS).iterdir() if p.is_dir()})
     raise ConfigError(
         f"no table of record for profile {profile!r} (looked for {candidates[0]}); records exist for "

@@ -47,10 +47,10 @@ def frontier_task(cfg: DictConfig) -> None:
     made = {key: run_of(key[1], overrides) for key, overrides in runs.items()}  # every recipe checked first
     train_all(cfg, spec, list(runs.values()))
     points, unfinished = score_runs(cfg, spec, made, final=False)
-    finals, _ = score_runs(cfg, spec, made, final=True)
+    finals = frontier_table(score_runs(cfg, spec, made, final=True)[0])
     out_dir = Path(cfg.output_root) / "frontier" / spec.name
-    written = write_frontier(frontier_table(points), frontier_table(finals), out_dir, spec.holdout)
-    print(final_text(frontier_table(finals)))
+    written = write_frontier(frontier_table(points), finals, out_dir, spec.holdout)
+    print(final_text(finals))
     print(f"written: {written[0]} (and {', '.join(p.name for p in written[1:])})")
     if unfinished:
         raise RunError(f"{len(unfinished)} runs did not finish, so their lines stop early: {'; '.join(unfinished)}"

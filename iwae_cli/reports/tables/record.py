@@ -19,6 +19,8 @@ from iwae_cli.core.atomic import atomic_write_text
 from iwae_cli.reports.tables.claims import claims_text
 from iwae_cli.reports.tables.render import fmt, missing, provenance_line
 
+# Each cell's columns, after its objective (Table 1) or stage (Table 2)
+HEAD = "NLL ours ± SE [seeds] | seed sd | paper | ours − paper | units ours / paper"
 RECORD_TABLES = {"table1": ("table1.csv", "table1_claims.csv"), "table2": ("table2.csv", "table2_claims.csv")}
 
 
@@ -59,9 +61,8 @@ def nll_cells(r: dict[str, Any], prefix: str = "") -> list[str]:
 
 def table1_record(rows: pd.DataFrame, claims: list[dict[str, Any]]) -> str:
     """Table 1 in the paper's layout, VAE and IWAE side by side for each dataset, depth and k."""
-    head = "NLL ours ± SE [seeds] | seed sd | paper | ours − paper | units ours / paper"
     lines = [
-        f"| dataset | layers | k | VAE {head} | IWAE {head} |",
+        f"| dataset | layers | k | VAE {HEAD} | IWAE {HEAD} |",
         "|---|---|---|" + "---|" * 10,
     ]
     for (d, depth, k), group in rows.groupby(["dataset", "layers", "k"], sort=False):
@@ -77,8 +78,7 @@ def table1_record(rows: pd.DataFrame, claims: list[dict[str, Any]]) -> str:
 
 def table2_record(rows: pd.DataFrame, claims: list[dict[str, Any]]) -> str:
     """Table 2: each experiment's first stage and the second stage that continues it with the other objective."""
-    head = "NLL ours ± SE [seeds] | seed sd | paper | ours − paper | units ours / paper"
-    lines = [f"| experiment | first stage | {head} | second stage | {head} |", "|---|---|" + "---|" * 11]
+    lines = [f"| experiment | first stage | {HEAD} | second stage | {HEAD} |", "|---|---|" + "---|" * 11]
     for r in rows.to_dict("records"):
         stages = []
         for stage in ("first", "second"):
