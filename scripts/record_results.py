@@ -2,6 +2,10 @@
 
     .venv/bin/python scripts/record_results.py OUTPUT_ROOT PROFILE   # copies the four CSVs, writes table1/2.md
     .venv/bin/python scripts/record_results.py --render-only PROFILE  # re-renders the .md from the CSVs there
+    .venv/bin/python scripts/record_results.py --frontier-figure DATASET SEED HOLDOUT  # redraws frontier.png
+
+The frontier's figure of record (docs/results/frontier/frontier.png) is redrawn from its frontier.csv by
+today's plotting code; DATASET, SEED and HOLDOUT are the ones the frontier was run with (its title says them).
 
 The Markdown is made from the CSV files alone (iwae_cli.reports.tables.record), so the documentation, which
 includes it, shows exactly the CSVs' numbers; tests/reports/test_record.py checks the committed files agree.
@@ -13,14 +17,22 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from iwae_cli.reports.frontier import plot_frontier
 from iwae_cli.reports.tables.record import RECORD_TABLES, write_record
 
 RECORDS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 def main(args: list[str]) -> int:
+    if len(args) == 4 and args[0] == "--frontier-figure" and args[2].isdigit() and args[3].isdigit():
+        frontier = RECORDS / "frontier"
+        marks = pd.read_csv(frontier / "frontier.csv")
+        print(plot_frontier(marks, frontier / "frontier.png", int(args[3]), f"{args[1]}, seed {args[2]}"))
+        return 0
     if len(args) != 2:
-        print("\n".join(__doc__.strip().splitlines()[2:4]), file=sys.stderr)
+        print("\n".join(__doc__.strip().splitlines()[2:5]), file=sys.stderr)
         return 2
     source, profile = args
     record = RECORDS / profile

@@ -101,15 +101,17 @@ def lazy_task(task_path: str) -> Callable[[Any], Any]:
     --help, --cfg and --info never do, and need not wait for torch. The stand-in carries the task's module and
     name, from which Hydra names the job (hydra.job.name, the job's log file).
 
-    It runs the task with its log lines kept clear of the progress bars (core/runtime.py, logs_clear_of_bars):
-    only here, once Hydra has set up the job's logging, do the console handlers to redirect exist."""
+    It runs the task with its log lines kept clear of the progress bars (core/runtime.py, logs_clear_of_bars)
+    and each naming the run it is about (runs/log_context.py, runs_named_on_console): only here, once Hydra has
+    set up the job's logging, do the console handlers to change exist."""
     module_name, function_name = task_path.split(":")
     module = f"iwae_cli.{module_name}"
 
     def task(cfg: Any) -> Any:
         from iwae_cli.core.runtime import logs_clear_of_bars
+        from iwae_cli.runs.log_context import runs_named_on_console
 
-        with logs_clear_of_bars():
+        with logs_clear_of_bars(), runs_named_on_console():
             return getattr(importlib.import_module(module), function_name)(cfg)
 
     task.__module__, task.__name__, task.__qualname__ = module, function_name, function_name

@@ -24,17 +24,19 @@ def frontier_table(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df.sort_values(["cell", "recipe", "passes"], kind="stable").reset_index(drop=True)
 
 
-def write_frontier(marks: pd.DataFrame, finals: pd.DataFrame, out_dir: Path, held_out: int) -> list[Path]:
+def write_frontier(
+    marks: pd.DataFrame, finals: pd.DataFrame, out_dir: Path, held_out: int, scope: str
+) -> list[Path]:
     """frontier.csv (the marks), frontier_final.csv (each run's last model on the whole validation split), its
-    Markdown frontier_final.md (made from the CSV alone, for the documentation) and frontier.png (the marks)
-    in out_dir, each replaced whole."""
+    Markdown frontier_final.md (made from the CSV alone, for the documentation) and frontier.png (the marks,
+    titled with `scope`, e.g. "mnist, seed 0") in out_dir, each replaced whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
         atomic_write_text(out_dir / name, df.to_csv(index=False, float_format="%.6g"))
         for name, df in (("frontier.csv", marks), ("frontier_final.csv", finals))
     ]
     written.append(atomic_write_text(out_dir / "frontier_final.md", final_markdown(pd.read_csv(written[1]))))
-    return [*written, plot_frontier(marks, out_dir / "frontier.png", held_out)]
+    return [*written, plot_frontier(marks, out_dir / "frontier.png", held_out, scope)]
 
 
 def final_markdown(finals: pd.DataFrame) -> str:
@@ -63,17 +65,16 @@ def final_text(finals: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_frontier(df: pd.DataFrame, path: Path, held_out: int) -> Path:
+def plot_frontier(df: pd.DataFrame, path: Path, held_out: int, scope: str) -> Path:
     """Validation NLL against training seconds (log scale), a panel per cell and a line per recipe, each point
-    a pass mark (the last one labelled with its passes)."""
+    a pass mark; the legend gives each line's last pass (labels at the lines' ends would collide where the
+    lines end close together, as the recipes of one budget do)."""
     cells = list(dict.fromkeys(df["cell"]))
     fig, axes = plt.subplots(1, max(len(cells), 1), figsize=(6.4 * max(len(cells), 1), 4.6), squeeze=False)
     for ax, cell in zip(axes[0], cells, strict=False):
         for recipe, rows in df[df["cell"] == cell].groupby("recipe", sort=False):
-            line = ax.plot(rows["train_seconds"], rows["valid_nll"], marker="o", markersize=3, label=recipe)[0]
-            last = rows.iloc[-1]
-            ax.annotate(f"{int(last['passes'])} passes", (last["train_seconds"], last["valid_nll"]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=7, color=line.get_color())
+            label = f"{recipe}: {int(rows['passes'].iloc[-1])} passes"
+            ax.plot(rows["train_seconds"], rows["valid_nll"], marker="o", markersize=3, label=label)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -84,7 +85,8 @@ def plot_frontier(df: pd.DataFrame, path: Path, held_out: int) -> Path:
         ax.legend(fontsize=8, loc="upper right")
     k, n = (int(df["k"].iloc[0]), int(df["n"].iloc[0])) if len(df) else (0, 0)
     fig.suptitle(
-        f"Time to quality: validation NLL (k={k:,}, first {n:,} of {held_out:,} held-out training images)",
+        f"Time to quality, {scope}: validation NLL (k={k:,}, the first {n:,} of {held_out:,} training images "
+        "held out of training)",
         fontsize=11,
     )
     fig.tight_layout()

@@ -49,7 +49,9 @@ def frontier_task(cfg: DictConfig) -> None:
     points, unfinished = score_runs(cfg, spec, made, final=False)
     finals = frontier_table(score_runs(cfg, spec, made, final=True)[0])
     out_dir = Path(cfg.output_root) / "frontier" / spec.name
-    written = write_frontier(frontier_table(points), finals, out_dir, spec.holdout)
+    written = write_frontier(
+        frontier_table(points), finals, out_dir, spec.holdout, f"{spec.dataset}, seed {spec.seed}"
+    )
     print(final_text(finals))
     print(f"written: {written[0]} (and {', '.join(p.name for p in written[1:])})")
     if unfinished:

@@ -16,8 +16,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from iwae_cli.reports import evaluation_plots, plots
+from iwae_cli.reports import evaluation_plots, frontier, plots
 
+FRONTIER_OF_RECORD = Path(__file__).resolve().parents[2] / "docs" / "results" / "frontier" / "frontier.csv"
 RUN = {"dataset": "mnist", "layers": 1, "objective": "iwae", "k": 50, "schedule": "smoke", "seed": 0}
 
 
@@ -25,7 +26,7 @@ RUN = {"dataset": "mnist", "layers": 1, "objective": "iwae", "k": 50, "schedule"
 def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
     """The figures the plotting functions hand to save_figure, kept open instead of written."""
     figures: list[Figure] = []
-    for module in (plots, evaluation_plots):
+    for module in (plots, evaluation_plots, frontier):
         monkeypatch.setattr(module, "save_figure", lambda fig, path, **_: figures.append(fig) or path)
     yield figures
     for fig in figures:
@@ -161,3 +162,15 @@ def test_active_units_histogram(tmp_path: Path, drawn: list[Figure]) -> None:
     for ax in fig.axes:
         integer_ticks(ax.yaxis)
         assert "units" in ax.get_ylabel()
+
+
+def test_time_to_quality_frontier(tmp_path: Path, drawn: list[Figure]) -> None:
+    """Drawn from the frontier of record, whose recipes end within a few seconds and nats of each other."""
+    marks = pd.read_csv(FRONTIER_OF_RECORD)
+    frontier.plot_frontier(marks, tmp_path / "frontier.png", 10_000, "mnist, seed 0")
+    (fig,) = drawn
+    assert_readable(fig, "mnist, seed 0", "k=1,000", "2,000 of 10,000", "L1-iwae-k50", "L1-vae-k1")
+    for ax in fig.axes:
+        assert "seconds" in ax.get_xlabel() and "nats" in ax.get_ylabel()
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "fast: 90 passes" in legend and "reference: 121 passes" in legend
