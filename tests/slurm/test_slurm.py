@@ -363,9 +363,12 @@ def test_time_limit_requeues_until_done(slurm_cluster: Cluster, time_limited: tu
     assert slurm_cluster.restarts(job.job_id()) >= 2
     log = (run_dir / "train.log").read_text()
     assert stops_resumed_in_place(log, "SIGUSR2") >= 1
-    # every restart was asked for by one incarnation (whose scontrol may have died of the requeue's SIGTERM)
+    # each restart was asked for by one incarnation (whose scontrol may have died of the requeue's SIGTERM), and
+    # one that was working on the run says so in its train.log; one signalled while it was still starting up
+    # (before iwae_cli.tasks.requeue takes the signal: possible on loaded cores) is requeued by submitit's own
+    # handler, and writes nothing into a run it never touched
     requeues = log.count("Requeued job") + log.count("scontrol requeue was stopped by SIGTERM")
-    assert requeues == slurm_cluster.restarts(job.job_id())
+    assert 1 <= requeues <= slurm_cluster.restarts(job.job_id())
     assert "is being trained by pid" not in log  # no incarnation was refused by its predecessor's lock
     assert "requeued" in job.states[LONG_RUN]
     assert_same_run(run_dir, job.root.parent / "ref" / "runs" / LONG_RUN, passes=20)
