@@ -7,7 +7,9 @@ logsumexp, so memory stays bounded and the estimate does not depend on the chunk
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -16,6 +18,8 @@ from tqdm.auto import tqdm
 from iwae_cli.core.model import IWAEModel
 from iwae_cli.core.noise import binarize, draw_noise
 from iwae_cli.core.runtime import progress_disabled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,11 @@ def log_likelihood_estimates(
     """
     out = torch.empty(len(x_binary), dtype=torch.float64)
     batches = range(0, len(x_binary), batch_size)
-    for start in tqdm(batches, disable=progress_disabled(progress), unit="batch", desc=f"L_{k}"):
+    bar = tqdm(batches, disable=progress_disabled(progress), unit="batch", desc=f"L_{k}")
+    started = time.perf_counter()
+    for start in bar:
+        if start == batch_size and bar.disable:  # no bar to watch: say once how long the wait will be
+            log_expected_time(k, len(x_binary), len(batches), time.perf_counter() - started)
         x = x_binary[start : start + batch_size]
         noise = draw_noise(model, k, len(x), generator, x.device)
         total = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
@@ -57,6 +65,15 @@ def log_likelihood_estimates(
             total = torch.logaddexp(total, torch.logsumexp(log_w.double(), 0))
         out[start : start + len(x)] = (total - math.log(k)).cpu()
     return out
+
+
+def log_expected_time(k: int, examples: int, batches: int, first_batch_seconds: float) -> None:
+    """One line for an estimate that runs without a progress bar (a table's jobs): its size, and the time the
+    whole will take at the first minibatch's pace."""
+    seconds = first_batch_seconds * batches
+    expected = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    log.info("estimating L_%d on %d examples in %d minibatches: about %s at the first one's pace", k, examples,
+             batches, expected)
 
 
 def estimate_nll(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -372,3 +373,16 @@ def test_activity_histogram_is_written(tmp_path):
     path.parent.mkdir()
     plot_activity_histogram(stats, ACTIVITY_THRESHOLD, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_estimate_without_a_bar_says_how_long_it_will_take(grid_setup, caplog):
+    model, _, x, _ = grid_setup  # 6 examples: 3 minibatches of 2
+    with caplog.at_level(logging.INFO, logger="iwae_cli.core.estimators"):
+        log_likelihood_estimates(model, x, 100, torch.Generator().manual_seed(3), batch_size=2, progress=False)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("estimating L_100 on 6 examples in 3 minibatches: about ")
+    assert line.endswith(" s at the first one's pace")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="iwae_cli.core.estimators"):  # one minibatch: nothing to wait for
+        log_likelihood_estimates(model, x, 100, torch.Generator().manual_seed(3), batch_size=6, progress=False)
+    assert not caplog.records
