@@ -1,7 +1,8 @@
 """Which run a log record is about, in a process that works on several (a lockstep group, a table's jobs).
 
 Records a Trainer logs carry `run_dir` themselves; everything logged inside `about(run_dir)` (an evaluation, the
-figures) is marked through CURRENT_RUN, so each run's train.log gets its own lines and the console names it (RunNaming).
+figures) is marked through CURRENT_RUN (record_run reads either), so each run's train.log gets its own lines and
+the console names it (RunNaming).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def about(run_dir: Path) -> Iterator[None]:
         CURRENT_RUN.reset(token)
 
 
+def record_run(record: logging.LogRecord) -> str | None:
+    """The run directory a record is about, or None for a record about no run in particular."""
+    return getattr(record, "run_dir", None) or CURRENT_RUN.get()
+
+
 def run_label(run_dir: str) -> str:
     """A run as the console names it: dataset/cell/name, the tail of its directory that tells runs apart."""
     return "/".join(Path(run_dir).parts[-3:])
@@ -40,7 +46,7 @@ class RunNaming(logging.Formatter):
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        owner = getattr(record, "run_dir", None) or CURRENT_RUN.get()
+        owner = record_run(record)
         if owner is None:
             return self.inner.format(record)
         named = logging.makeLogRecord(record.__dict__)

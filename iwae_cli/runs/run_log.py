@@ -15,7 +15,7 @@ from logging.handlers import MemoryHandler
 from pathlib import Path
 
 from iwae_cli.errors import RunError
-from iwae_cli.runs.log_context import CURRENT_RUN
+from iwae_cli.runs.log_context import record_run
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging
 LOG_NAME = "train.log"
@@ -30,7 +30,7 @@ class OwnRecords(logging.Filter):
         self.run_dir = str(run_dir)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        owner = getattr(record, "run_dir", None) or CURRENT_RUN.get()
+        owner = record_run(record)
         return owner is None or owner == self.run_dir
 
 
