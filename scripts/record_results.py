@@ -17,9 +17,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from iwae_cli.reports.frontier import plot_frontier
 from iwae_cli.reports.tables.record import RECORD_TABLES, write_record
 
 RECORDS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -27,6 +24,10 @@ RECORDS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 def main(args: list[str]) -> int:
     if len(args) == 4 and args[0] == "--frontier-figure" and args[2].isdigit() and args[3].isdigit():
+        import pandas as pd  # the figure's libraries only where a figure is drawn
+
+        from iwae_cli.reports.frontier import plot_frontier
+
         frontier = RECORDS / "frontier"
         marks = pd.read_csv(frontier / "frontier.csv")
         print(plot_frontier(marks, frontier / "frontier.png", int(args[3]), f"{args[1]}, seed {args[2]}"))

@@ -61,7 +61,7 @@ def runs_named_on_console() -> Iterator[None]:
     console = [
         (handler, handler.formatter)
         for handler in logging.getLogger().handlers
-        if type(handler) is logging.StreamHandler
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, RunNaming)
     ]
     for handler, formatter in console:
         handler.setFormatter(RunNaming(formatter or logging.Formatter()))
