@@ -7,7 +7,7 @@ whole validation split (final_k, final_examples) into frontier_final.csv: the fi
 The runs resume like any run: a stopped frontier run again trains only what is missing and scores only the
 marks it has not scored (evaluation/snapshots.py). Runs train one per core with one thread each, as a table
 trains its cells, but with the plain training step (compile=false) for every recipe alike: their seconds
-compare with each other, and are about 1.4 times what a table's compiled step spends (docs/frontier.md).
+compare with each other, and a step takes about 1.7 times what a table's compiled step takes (docs/frontier.md).
 """
 
 from __future__ import annotations

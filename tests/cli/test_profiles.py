@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from iwae_cli.cli.profiles import with_profile
 from iwae_cli.errors import ConfigError
 from iwae_cli.specs.profiles import profile_names, schedule_override
+from iwae_cli.specs.tables import table_spec
 from iwae_cli.tasks.tables.sweep import identity_overrides, job_overrides
 
 CELL = ["dataset=mnist", "layers='1'", "model=iwae", "k=50", "seed=0"]
@@ -41,7 +42,8 @@ def resolved(name: str, overrides: list[str]) -> dict[str, Any]:
 @pytest.mark.parametrize("profile", profile_names())
 def test_train_with_a_profile_is_the_run_table1_trains_and_evaluates(packaged_configs, profile: str) -> None:
     table = compose("table1", overrides=[f"profile={profile}"])
-    as_table1 = [*CELL, schedule_override(table.profile), *identity_overrides(table), *job_overrides(table, 1)]
+    spec = table_spec(table)
+    as_table1 = [*CELL, schedule_override(spec.profile), *identity_overrides(table), *job_overrides(table, spec, 1)]
     alone = [*with_profile("train", [f"profile={profile}", *CELL]), "evaluate=true"]
     assert resolved("train", alone) == resolved("train", as_table1)
 

@@ -124,10 +124,11 @@ def test_train_names_its_run_directory_and_leaves_its_files_to_the_run() -> None
     (("profile=medium", "prune_inactive=true"), "true"),
 ])
 def test_the_profile_says_whether_table1_jobs_estimate_the_pruned_nll(overrides, pruned) -> None:
+    from iwae_cli.specs.tables import table_spec
     from iwae_cli.tasks.tables.sweep import job_overrides
 
     cfg = compose("table1", overrides=list(overrides))
-    assert f"eval.prune_inactive={pruned}" in job_overrides(cfg, threads=1)
+    assert f"eval.prune_inactive={pruned}" in job_overrides(cfg, table_spec(cfg), threads=1)
 
 
 @pytest.mark.parametrize(("overrides", "dataset", "protocol"), [

@@ -13,6 +13,7 @@ from omegaconf import open_dict, read_write
 
 from iwae_cli.errors import ConfigError
 from iwae_cli.specs.identity import IDENTITY_SOURCES
+from iwae_cli.specs.tables import table_spec
 from iwae_cli.specs.tracking import tracking_spec
 from iwae_cli.tasks.tables.sweep import tracking_overrides
 from iwae_cli.tasks.tables.table2 import switch_command
@@ -81,7 +82,7 @@ def test_a_table_tags_each_training_job_with_its_table_and_cell() -> None:
 
     table2 = compose("table2", overrides=["logger=tensorboard"], return_hydra_config=True)
     HydraConfig.instance().set_config(table2)
-    command = switch_command(table2, Path("/parent"), ("vae", 1), ("iwae", 50), threads=1)
+    command = switch_command(table2, table_spec(table2), Path("/parent"), ("vae", 1), ("iwae", 50), threads=1)
     overrides = command[command.index("switch-objective") + 1 :]
     assert "++tags.table=table2" in overrides
     switch = compose("switch_objective", overrides=overrides)  # as the command line hands them to Hydra

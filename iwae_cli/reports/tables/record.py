@@ -1,6 +1,6 @@
 """The documented tables of record, generated from their CSV files alone (docs/results/<profile>/): table1.csv and
 table1_claims.csv become table1.md, table2.csv and table2_claims.csv become table2.md. The documentation includes
-these Markdown files, so every number it shows is one of the CSVs' (scripts/render_results.py writes them;
+these Markdown files, so every number it shows is one of the CSVs' (scripts/record_results.py writes them;
 tests/reports/test_record.py checks that the committed files are what the CSVs give).
 
 Each cell: our NLL (the mean over seeds ± its standard error over test examples, [each seed's]), the seed

@@ -23,7 +23,7 @@ from iwae_cli.errors import DataError
 from iwae_cli.reports.tables.results import CellKey, RunFilter, collect_runs
 from iwae_cli.specs.checks import seed_list
 from iwae_cli.specs.group import groups_on, is_member_key
-from iwae_cli.specs.profiles import evaluation_overrides, profile_of, schedule_override
+from iwae_cli.specs.profiles import evaluation_overrides, schedule_override
 from iwae_cli.specs.tables import TableSpec
 from iwae_cli.tasks.tables.children import Children
 
@@ -68,12 +68,12 @@ def tracking_overrides(cfg: DictConfig) -> list[str]:
     return [*given, f"++tags.table={hydra_cfg.job.config_name.replace('_', '-')}"]
 
 
-def job_overrides(cfg: DictConfig, threads: int) -> list[str]:
-    """What every job launched by a table command is told: evaluate as the profile says, quietly, with the
-    table's paths, `threads` CPU threads and its trackers."""
+def job_overrides(cfg: DictConfig, spec: TableSpec, threads: int) -> list[str]:
+    """What every job launched by a table command is told: evaluate as the table's profile says, quietly, with
+    the table's paths, `threads` CPU threads and its trackers."""
     return [
         "evaluate=true",
-        *evaluation_overrides(profile_of(cfg.profile), bool(cfg.get("prune_inactive", False))),
+        *evaluation_overrides(spec.profile, bool(cfg.get("prune_inactive", False))),
         "progress=false",
         f"device={cfg.device}",
         f"threads={threads}",
@@ -132,10 +132,10 @@ def cell_overrides(
     by `launcher`), trained as the table trains them; the table's train_overrides come last."""
     return [
         *(f"{key}={','.join(str(v) for v in vals)}" for key, vals in values.items()),
-        schedule_override(profile_of(cfg.profile)),
+        schedule_override(spec.profile),
         f"group={spec.group}",
         *identity_overrides(cfg),
-        *job_overrides(cfg, threads),
+        *job_overrides(cfg, spec, threads),
         *(launcher or []),
         *spec.train_overrides,
     ]

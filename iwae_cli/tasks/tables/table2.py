@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 TABLE2_EXPERIMENTS = ((1, ("vae", 1), ("iwae", 50)), (2, ("iwae", 50), ("vae", 1)))
 
 
-def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, threads: int) -> list[str]:
+def switch_command(
+    cfg: DictConfig, spec: TableSpec, parent: Path, first: tuple, second: tuple, threads: int
+) -> list[str]:
     """`iwae switch-objective` of one experiment; the child inherits the parent's protocol and loss scale.
     Its trackers name its cell by both stages."""
     objective, k = second
@@ -54,7 +56,7 @@ def switch_command(cfg: DictConfig, parent: Path, first: tuple, second: tuple, t
         f"run={parent}",
         f"model={objective}",
         f"k={k}",
-        *job_overrides(cfg, threads),
+        *job_overrides(cfg, spec, threads),
         *([f"++tags.cell='{cell}'"] if cfg.get("logger") else []),
     ]
 
@@ -105,7 +107,9 @@ def table2_task(cfg: DictConfig) -> str:
     ]
     # at most one switch run per core, each with its share of the cores
     parallel = max(1, min(cpu_count(), len(todo)))
-    commands = [switch_command(cfg, parent, first, second, cpu_count() // parallel) for parent, first, second in todo]
+    commands = [
+        switch_command(cfg, spec, parent, first, second, cpu_count() // parallel) for parent, first, second in todo
+    ]
     if commands and any(code != 0 for code in run_parallel(commands, parallel)):
         log.warning("a switch-objective run failed; its row is marked in the table")
     rows, claims = [], []
